@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from labkit.course.images.listing import register as register_images
 from labkit.errors import LabkitError
-from labkit.images import register as register_images
 from labkit.policy.cli import register as register_policy
 
 BACKENDS = ("auto", "kind", "sim")
@@ -29,7 +29,7 @@ def _render(obj: Any, output: str) -> str:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from labkit.doctor import run_doctor
+    from labkit.course.doctor import run_doctor
 
     report = run_doctor()
     print(_render(report, args.output))
@@ -94,7 +94,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from labkit.runner import parse_parameter, run_course
+    from labkit.course.runner import parse_parameter, run_course
 
     params = dict(parse_parameter(p) for p in args.parameter)
     report = run_course(

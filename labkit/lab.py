@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.backends.base import Backend, ClusterStatus
-from labkit.backends.stage import Stage, environments_dir, render
+from labkit.environments import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
 from labkit.model import HttpRequest, Node, Pod, Traffic
 from labkit.progress import Progress

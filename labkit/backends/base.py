@@ -20,8 +20,8 @@ from labkit.tools.process import Result
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from labkit.backends.stage import Stage
     from labkit.capture import Capture, CaptureSpec
+    from labkit.environments import Stage
     from labkit.matrix import Cell, Observation
     from labkit.progress import Progress
 

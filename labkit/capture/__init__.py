@@ -35,11 +35,11 @@ __all__ = ["BRIDGE", "Capture", "CaptureSpec", "Datapath", "Packet", "datapath_f
 def run_capture(backend: Any, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
     """Capture on ``backend`` while ``generate()`` makes the traffic (one probe)."""
     if backend.name == "kind":
-        from labkit.capture import kind
+        from labkit.backends.kind import capture as kind
 
         return kind.capture(backend, spec, generate)
     if backend.name == "sim":
-        from labkit.capture import sim
+        from labkit.backends.sim import capture as sim
 
         return sim.capture(backend, spec, generate)
     raise BackendUnsupported(f"no packet capture on the {backend.name} backend")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 #: CNIs with a recipe module here (others are added by their own labs).
 KNOWN = ("flannel", "kindnet", "calico", "cilium")
+_MODULES = {"calico": "labkit.cni.calico.recipe"}
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,9 @@ class Recipe:
 
 def recipe(name: str) -> Recipe:
     try:
-        module = importlib.import_module(f"labkit.cni.{name}")
+        module = importlib.import_module(_MODULES.get(name, f"labkit.cni.{name}"))
     except ModuleNotFoundError as exc:
-        if exc.name != f"labkit.cni.{name}":
+        if exc.name != _MODULES.get(name, f"labkit.cni.{name}"):
             raise
         raise ManifestError(f"no recipe for CNI {name!r}",
                             hint=f"known CNIs: {', '.join(KNOWN)}") from exc

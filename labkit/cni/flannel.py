@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from labkit.backends.stage import pinned
 from labkit.cni import Check, Recipe
+from labkit.environments import pinned
 from labkit.errors import ClusterError, ManifestError
 
 if TYPE_CHECKING:

@@ -43,7 +43,8 @@ ENFORCES: dict[str, frozenset[str]] = {
 }
 
 #: Which module holds each CNI's combination rules (its ``decide`` function).
-_SEMANTICS_MODULE = {"kindnet": "kubernetes", "calico": "calico", "cilium": "cilium"}
+_SEMANTICS_MODULE = {"kindnet": "kubernetes", "calico": "calico.policies",
+                     "cilium": "cilium.policies"}
 
 _CORE_APIS = {"v1", "apps/v1", "networking.k8s.io/v1"}
 _CRD_APIS = {"calico": "projectcalico.org/v3", "cilium": "cilium.io/v2"}

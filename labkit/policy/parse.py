@@ -209,7 +209,7 @@ def kinds() -> dict[tuple[str, str], Parser]:
 
 
 #: Modules with a PARSERS table: the core kinds, then each policy flavour.
-FLAVOURS = ("core_kinds", "kubernetes", "calico", "cilium")
+FLAVOURS = ("core_kinds", "kubernetes", "calico.policies", "cilium.policies")
 _KINDS: dict[tuple[str, str], Parser] | None = None
 
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from labkit.cni import calico, calico_sim
-from labkit.cni import leftovers as lo
+from labkit.cni.calico import leftovers as lo
+from labkit.cni.calico import recipe as calico
+from labkit.cni.calico import sim as calico_sim
 from labkit.errors import ClusterError, ManifestError, UnknownKindError
 from tests.unit.kindfakes import FakeKube
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from labkit.cni import metallb
+from labkit.addons import metallb
 from labkit.errors import ClusterError, ManifestError
 from labkit.tools import docker
 from labkit.tools.process import Result

@@ -19,7 +19,7 @@ from test_sim_persistence import snapshot_of  # tests/unit is on sys.path (rootd
 from labkit import CheckFailed, Lab
 from labkit.backends.sim import store
 from labkit.backends.sim.backend import CLUSTERS
-from labkit.checks_metallb import external_ip_assigned, reached_from_outside
+from labkit.labs.metallb import external_ip_assigned, reached_from_outside
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sim-state"
 

@@ -19,13 +19,13 @@ import yaml
 from labkit.backends.base import Backend, NodeRow, PodRow
 from labkit.backends.kind import probe
 from labkit.backends.kind.guard import check_context, load_kubeconfig
-from labkit.backends.stage import Stage, pinned
+from labkit.environments import Stage, pinned
 from labkit.errors import ClusterError
-from labkit.k8s import KubeApi, KubeClient
 from labkit.model import ClusterState, ContainerPort, Namespace, Pod, Service, ServicePort, Traffic
 from labkit.progress import Progress, wait_until
 from labkit.tools import kind as kind_tool
 from labkit.tools import process
+from labkit.tools.k8s import KubeApi, KubeClient
 
 if TYPE_CHECKING:
     from labkit.matrix import Observation
@@ -105,7 +105,7 @@ class KindBackend(Backend):
             # with "cannot reach the API server" and a `docker ps` hint.
             report.update("exists, reusing it", force=True)
         else:
-            from labkit.image_pins import node_image_for_kind
+            from labkit.course.images.pins import node_image_for_kind
 
             image, note = node_image_for_kind(str(pinned("kind", "node_image")), run=self.run)
             if note:
@@ -175,7 +175,7 @@ class KindBackend(Backend):
     # -- changes -----------------------------------------------------------------------
     def apply_raw(self, docs: Sequence[dict[str, Any]]) -> list[str]:
         """Apply manifests labkit does not model (a CNI's DaemonSets, RBAC ...) as they are."""
-        from labkit.k8s import describe
+        from labkit.tools.k8s import describe
 
         out = []
         for doc in docs:
@@ -187,7 +187,7 @@ class KindBackend(Backend):
         return self.apply_raw(docs)
 
     def delete(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
-        from labkit.k8s import describe
+        from labkit.tools.k8s import describe
 
         return [describe(d) for d in reversed(list(docs)) if self.kube.delete(d)]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.backends.base import Backend, NodeRow, PodRow
 from labkit.backends.sim import snapshot, store
 from labkit.backends.sim.cluster import SimCluster
-from labkit.backends.stage import Stage
+from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
 from labkit.model import ClusterState, Deployment, Namespace, Pod, Secret, Service, Traffic
 from labkit.tools.process import Result

@@ -30,7 +30,7 @@ from typing import Any
 from labkit.backends.base import NodeRow, PodRow
 from labkit.backends.sim.ipam import Ipam
 from labkit.backends.sim.names import pod_suffix, template_hash
-from labkit.backends.stage import Stage
+from labkit.environments import Stage
 from labkit.model import (
     ClusterState,
     ContainerPort,

@@ -22,7 +22,7 @@ from typing import Any
 from labkit import model
 from labkit.backends.sim.cluster import CniRecord, SimCluster, SimNode, SimPod
 from labkit.backends.sim.ipam import NodeRangeIpam
-from labkit.backends.stage import Stage
+from labkit.environments import Stage
 from labkit.errors import ClusterError
 
 #: Bumped whenever the layout changes; files of another format are refused, not guessed at.
@@ -78,7 +78,7 @@ def _ipam_data(ipam: Any) -> dict[str, Any]:
         return {"type": "node-range", "name": ipam.name, "ranges": ipam.ranges,
                 "first_offset": ipam.first_offset, "next": ipam._next,
                 "used": sorted(ipam._used)}
-    from labkit.cni.calico_sim import CalicoIpam
+    from labkit.cni.calico.sim import CalicoIpam
 
     if isinstance(ipam, CalicoIpam):
         return {"type": "calico", "pool": str(ipam.pool), "block_size": ipam.block_size,
@@ -98,7 +98,7 @@ def _ipam_from(data: dict[str, Any]) -> Any:
     if data["type"] == "calico":
         import ipaddress
 
-        from labkit.cni.calico_sim import CalicoIpam
+        from labkit.cni.calico.sim import CalicoIpam
 
         calico = CalicoIpam(data["pool"], data["block_size"])
         for node, blocks in data["affinity"].items():
@@ -113,7 +113,7 @@ def _ipam_from(data: dict[str, Any]) -> Any:
 
 
 def _hook_data(hook: Any) -> dict[str, Any]:
-    from labkit.cni.metallb import SimAllocator
+    from labkit.addons.metallb import SimAllocator
 
     if isinstance(hook, SimAllocator):
         return {"type": "metallb", "addresses": hook.addresses, "assigned": hook.assigned}
@@ -122,7 +122,7 @@ def _hook_data(hook: Any) -> dict[str, Any]:
 
 def _hook_from(data: dict[str, Any]) -> Any:
     if data["type"] == "metallb":
-        from labkit.cni.metallb import SimAllocator
+        from labkit.addons.metallb import SimAllocator
 
         hook = SimAllocator(list(data["addresses"]))
         hook.assigned = dict(data["assigned"])

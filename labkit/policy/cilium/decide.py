@@ -34,12 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from labkit.model import CILIUM_NAMESPACE_LABEL
-from labkit.policy.cilium_match import (
-    NS_LABELS_PREFIX,
-    CidrSet,
-    CiliumSelector,
-    node_of,
-)
+from labkit.policy.cilium.match import NS_LABELS_PREFIX, CidrSet, CiliumSelector, node_of
 from labkit.policy.decision import DecideInput, Decision, has_bit
 from labkit.policy.ir import (
     Action,

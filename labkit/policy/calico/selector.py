@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from labkit.model import Pod
-from labkit.policy.calico_selector_syntax import (
+from labkit.policy.calico.syntax import (
     STRING_TESTS,
     All,
     And,

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from labkit.backends.stage import environments_dir, pinned
+from labkit.environments import environments_dir, pinned
 from labkit.errors import ManifestError
 
 MODES = ("reinstall", "live")

@@ -17,11 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import image_pins
-from labkit import images as listing_mod
-from labkit.backends.stage import Stage, pinned
-from labkit.errors import LabkitError, ToolError, ToolNotFound
-from labkit.images import (
+from labkit.course.images import listing as listing_mod
+from labkit.course.images import pins as image_pins
+from labkit.course.images.listing import (
     ARCHIVE_TIMEOUT,
     PULL_TIMEOUT,
     Echo,
@@ -34,6 +32,8 @@ from labkit.images import (
     operator_calico_images,
     split_ref,
 )
+from labkit.environments import Stage, pinned
+from labkit.errors import LabkitError, ToolError, ToolNotFound
 from labkit.tools import process
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from labkit.display import Table
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 #: (notebook stem, what the learner does and sees), from the course design.
 PLAN: tuple[tuple[str, str], ...] = (

@@ -17,7 +17,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.policy.calico_selector import SYNTAX_HINT, Selector, SelectorError, parse
+from labkit.policy.calico.selector import SYNTAX_HINT, Selector, SelectorError, parse
 from labkit.policy.ir import Universe
 from labkit.policy.parse import ParseContext
 

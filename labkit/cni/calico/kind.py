@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from labkit.cni import leftovers as lo
-from labkit.cni.calico_report import MigrationReport
-from labkit.cni.calico_resources import (
+from labkit.cni.calico import leftovers as lo
+from labkit.cni.calico.report import MigrationReport
+from labkit.cni.calico.resources import (
     FLANNEL_OBJECTS,
     OPERATOR_API,
     TIGERA_COMPONENTS,

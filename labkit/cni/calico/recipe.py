@@ -40,10 +40,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from labkit.cni import Check, Recipe
-from labkit.cni.calico_kind import KindMigration
-from labkit.cni.calico_live import LiveMigration
-from labkit.cni.calico_report import MigrationReport, Step
-from labkit.cni.calico_resources import (
+from labkit.cni.calico.kind import KindMigration
+from labkit.cni.calico.live import LiveMigration
+from labkit.cni.calico.report import MigrationReport, Step
+from labkit.cni.calico.resources import (
     CALICO_NAMESPACE,
     CALICO_NAMESPACES,
     ENCAPSULATIONS,
@@ -109,7 +109,7 @@ class Calico(Recipe):
             raise ManifestError(f"unknown migration mode {mode!r}",
                                 hint=f"one of {', '.join(MODES)}")
         if backend.name == "sim":
-            from labkit.cni import calico_sim
+            from labkit.cni.calico import sim as calico_sim
 
             report = calico_sim.migrate(backend, mode=mode, restart=restart)
         elif backend.name == "kind":
@@ -125,7 +125,7 @@ class Calico(Recipe):
         backend: Backend = getattr(target, "impl", target)
         report = MigrationReport("reinstall", simulated=backend.simulated)
         if backend.name == "sim":
-            from labkit.cni import calico_sim
+            from labkit.cni.calico import sim as calico_sim
 
             calico_sim.restart_workloads(backend, report)
             return report
@@ -166,7 +166,7 @@ class Calico(Recipe):
         return Verification(self.name, tuple(checks), backend.simulated)
 
     def verify_sim(self, backend: Backend) -> Sequence[Check]:
-        from labkit.cni import calico_sim
+        from labkit.cni.calico import sim as calico_sim
 
         return calico_sim.verify(backend)
 

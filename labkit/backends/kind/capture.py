@@ -55,7 +55,7 @@ def capture_argv(node: str, image: str, spec: CaptureSpec, flt: str, name: str, 
 
 def capture(backend: Any, spec: CaptureSpec, generate: Callable[[], Cell], *,
             start: Start | None = None, name: str = "") -> Capture:
-    from labkit.backends.stage import pinned
+    from labkit.environments import pinned
 
     run, sleep = backend.run, backend.sleep
     state = backend.state()

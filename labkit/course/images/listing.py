@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from labkit.backends.stage import Stage, environments_dir, pinned
+from labkit.environments import Stage, environments_dir, pinned
 from labkit.errors import LabkitError
 from labkit.tools import process
 
@@ -271,7 +271,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_save(args: argparse.Namespace) -> int:
-    from labkit.image_bundle import save
+    from labkit.course.images.bundle import save
 
     report = save(Path(args.output), args.stage)
     print(report.to_json() if args.render == "json" else report.to_text())
@@ -279,7 +279,7 @@ def _cmd_save(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    from labkit.image_bundle import load
+    from labkit.course.images.bundle import load
 
     report = load(Path(args.file), [args.stage] if args.stage else None)
     print(report.to_json() if args.output == "json" else report.to_text())

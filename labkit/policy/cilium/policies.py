@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.model import CILIUM_NAMESPACE_LABEL
-from labkit.policy.cilium_decide import CILIUM_KINDS, KIND_CCNP, KIND_CNP, decide
-from labkit.policy.cilium_l7 import HttpRule, parse_http_rules
-from labkit.policy.cilium_match import (
+from labkit.policy.cilium.decide import CILIUM_KINDS, KIND_CCNP, KIND_CNP, decide
+from labkit.policy.cilium.l7 import HttpRule, parse_http_rules
+from labkit.policy.cilium.match import (
     ENTITIES,
     NS_LABELS_PREFIX,
     RESERVED_PREFIX,

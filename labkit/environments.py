@@ -32,7 +32,7 @@ def environments_dir() -> Path:
     override = os.environ.get("LABKIT_ENVIRONMENTS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "environments"
+    return Path(__file__).resolve().parents[1] / "environments"
 
 
 @lru_cache(maxsize=4)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from labkit.checks import CheckResult, _fail, not_attempted
-from labkit.cni import metallb
+from labkit.addons import metallb
+from labkit.labs.flannel import CheckResult, _fail, not_attempted
 
 if TYPE_CHECKING:
     from labkit.lab import Lab

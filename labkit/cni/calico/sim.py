@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from labkit.cni import Check
-from labkit.cni.calico_report import MigrationReport
-from labkit.cni.calico_resources import (
+from labkit.cni.calico.report import MigrationReport
+from labkit.cni.calico.resources import (
     CALICO_NAMESPACE,
     OPERATOR_NAMESPACE,
     custom_resources,

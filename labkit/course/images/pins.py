@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from labkit.backends.sim.store import home, write_atomic
+from labkit.course.images.listing import archive_name, split_ref
 from labkit.errors import LabkitError, ToolError
-from labkit.images import archive_name, split_ref
 from labkit.tools import process
 
 Runner = Callable[..., process.Result]

@@ -109,7 +109,7 @@ def sim_settings(backend: Any) -> dict[str, Any]:
     values = backend.stage.values.get(cni)
     settings: dict[str, Any] = dict(values) if isinstance(values, dict) else {}
     if cni == "calico":
-        from labkit.cni.calico import custom_resources, pool_of
+        from labkit.cni.calico.recipe import custom_resources, pool_of
 
         pool = pool_of(custom_resources(backend.stage.pod_subnet)[0])
         settings.setdefault("encapsulation", pool.get("encapsulation", "VXLAN"))
@@ -162,7 +162,7 @@ def conversation(cell: Cell, http: HttpRequest, server: End, backend: Any) -> li
 
 
 def _request(http: HttpRequest, server: End, backend: Any) -> str:
-    from labkit.backends.stage import pinned
+    from labkit.environments import pinned
 
     agent = str(pinned("images", "curl")).rsplit(":", 1)[-1]
     host = http.host or f"{server.ip}:{server.port}"

@@ -18,18 +18,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from labkit.policy.calico_rules import (
-    CalicoEntity,
-    CalicoTarget,
-    parse_selector_field,
-)
-from labkit.policy.calico_tiers import (
-    DEFAULT_TIER,
-    WELL_KNOWN_TIER_ORDERS,
-    Tier,
-    decide,
-    number,
-)
+from labkit.policy.calico.rules import CalicoEntity, CalicoTarget, parse_selector_field
+from labkit.policy.calico.tiers import DEFAULT_TIER, WELL_KNOWN_TIER_ORDERS, Tier, decide, number
 from labkit.policy.ir import Action, Policy, PortSpec, Rule
 from labkit.policy.parse import ParseContext, name_of, namespace_of
 

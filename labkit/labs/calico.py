@@ -10,9 +10,9 @@ import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.backends.stage import environments_dir
-from labkit.checks import CheckResult, _describe, _fail, not_attempted
+from labkit.environments import environments_dir
 from labkit.errors import CheckFailed
+from labkit.labs.flannel import CheckResult, _describe, _fail, not_attempted
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -42,7 +42,7 @@ def ensure_lab01(lab: Lab) -> str:
 
 def ensure_calico(lab: Lab) -> str:
     """Lab 02's end state (Calico, workloads restarted), for lab 03 and later."""
-    from labkit.cni import calico
+    from labkit.cni.calico import recipe as calico
 
     ensure_lab01(lab)
     if lab.cni != "calico":
@@ -53,7 +53,7 @@ def ensure_calico(lab: Lab) -> str:
 
 def clean_slate(lab: Lab) -> list[str]:
     """Delete every policy lab 02 applies (an earlier run's included), and the exercise's."""
-    from labkit.checks import remove_policies
+    from labkit.labs.flannel import remove_policies
 
     removed: list[str] = []
     stub = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
@@ -82,7 +82,7 @@ def stale_pods(lab: Lab) -> list[str]:
     """Pods still holding a pre-Calico address (labkit.cni.calico's rule, on both backends)."""
     if lab.simulated:
         return sorted(k for k in lab.impl.cluster.no_network)  # type: ignore[attr-defined]
-    from labkit.cni.calico import stale_pods as stale
+    from labkit.cni.calico.recipe import stale_pods as stale
 
     kube: Any = lab.impl.kube  # type: ignore[attr-defined]
     return sorted(f"{p['metadata']['namespace']}/{p['metadata']['name']}"

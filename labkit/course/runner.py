@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from labkit.display import Table, escape, simulated_banner
 from labkit.errors import LabkitError
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 #: A cell that runs longer than this gets a progress line (throttled), so papermill logs
 #: stay short on sim and a learner on kind still sees that something is happening.
 PROGRESS_EVERY_S = 10.0

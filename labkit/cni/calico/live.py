@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from labkit.cni.calico_kind import KindMigration
-from labkit.cni.calico_report import MigrationReport
-from labkit.cni.calico_resources import manifest_urls, migration_spec
+from labkit.cni.calico.kind import KindMigration
+from labkit.cni.calico.report import MigrationReport
+from labkit.cni.calico.resources import manifest_urls, migration_spec
 from labkit.errors import ClusterError
 
 

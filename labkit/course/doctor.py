@@ -69,7 +69,7 @@ def _read(path: str) -> str | None:
 
 def load_versions() -> dict[str, Any]:
     """environments/versions.yaml, read where every other part of labkit reads it."""
-    from labkit.backends.stage import load_versions as stage_versions
+    from labkit.environments import load_versions as stage_versions
 
     return stage_versions()
 

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from labkit.backends.stage import environments_dir, pinned
 from labkit.display.render import Rendered
+from labkit.environments import environments_dir, pinned
 from labkit.errors import ClusterError, LabkitError, ToolError, ToolNotFound
 from labkit.tools import docker, process
 
