@@ -177,7 +177,7 @@ class Lab:
         return set(served_kinds(self.cni))
 
     def _validated(self, manifests: Manifests) -> tuple[list[dict[str, Any]], list[Any]]:
-        from labkit.policy.parse import parse_documents
+        from labkit.policy.kinds import parse_documents
 
         docs = documents(manifests)
         objects = parse_documents(docs, served=self.served())

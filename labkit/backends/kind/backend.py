@@ -144,7 +144,7 @@ class KindBackend(Backend):
 
     def state(self) -> ClusterState:
         from labkit.policy import served_kinds
-        from labkit.policy.parse import parse_one
+        from labkit.policy.kinds import parse_one
         from labkit.policy.state import add_policy
 
         state = ClusterState(name=self.stage.cluster_name, pod_cidr=self.stage.pod_subnet,

@@ -270,7 +270,7 @@ def _refused(state: ClusterState, t: Traffic) -> str:
 def _policy_manifests(docs: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
     """The manifest behind each policy in ``docs`` (already validated by the Lab), by identity:
     policies are saved as what was applied and parsed again on load."""
-    from labkit.policy.parse import parse_one
+    from labkit.policy.kinds import parse_one
     from labkit.policy.state import identity
 
     model = (Namespace, Deployment, Pod, Service, Secret)

@@ -172,7 +172,7 @@ def load(data: dict[str, Any], source: str) -> tuple[SimCluster, list[tuple[Any,
     Raises ValueError/KeyError/TypeError on a malformed file and LabkitError
     (ManifestError) when a stored policy no longer parses; the caller wraps both.
     """
-    from labkit.policy.parse import parse_one
+    from labkit.policy.kinds import parse_one
 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
