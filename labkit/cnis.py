@@ -68,6 +68,9 @@ class CniProfile:
     datapath: Datapath = field(default_factory=Datapath)
     #: Keys of ``environments/versions.yaml`` whose images it needs (the offline bundle).
     components: tuple[str, ...] = ()
+    #: Comes with kind itself (present on every cluster whose config does not disable it),
+    #: so it is probed after the CNIs labkit installs.
+    builtin: bool = False
 
     @property
     def system_namespaces(self) -> tuple[str, ...]:
@@ -91,6 +94,7 @@ CNIS: dict[str, CniProfile] = {
         enforces=frozenset({NETWORK_POLICY}),
         semantics="kubernetes",
         agents=(Workload("kube-system", "kindnet"),),
+        builtin=True,
     ),
     # Calico v3.33 with tigera-operator: calico-node in calico-system (in kube-system during
     # the live migration from Flannel, ground truth §4.4), the API server in calico-system
@@ -149,6 +153,12 @@ def system_namespaces() -> frozenset[str]:
     """Namespaces whose pods are infrastructure, not lab workloads."""
     return frozenset(KUBERNETES_NAMESPACES + ADDON_NAMESPACES).union(
         *(p.system_namespaces for p in CNIS.values()))
+
+
+def agents() -> list[tuple[Workload, str]]:
+    """(agent DaemonSet, CNI) in the order to probe a cluster: installed CNIs before kind's own."""
+    rows = sorted(CNIS.values(), key=lambda p: p.builtin)
+    return [(agent, p.name) for p in rows for agent in p.agents]
 
 
 def crd_owners() -> dict[str, str]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit import cnis
 from labkit.backends.base import Backend, ClusterStatus
 from labkit.environments import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
@@ -32,9 +33,7 @@ if TYPE_CHECKING:
 
 BACKENDS = ("auto", "kind", "sim")
 Manifests = str | Path | dict[str, Any] | Sequence[dict[str, Any]]
-SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage",
-                     "kube-flannel", "calico-system", "calico-apiserver", "tigera-operator",
-                     "metallb-system"}
+SYSTEM_NAMESPACES = cnis.system_namespaces()
 
 
 def kind_available() -> tuple[bool, str]:

@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from labkit.cnis import CNIS
 from labkit.display import escape, simulated_banner
 from labkit.display.render import Rendered
 from labkit.errors import CheckFailed
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 #: Flannel's VXLAN backend sends on UDP 8472 (the Linux kernel's default port, which
 #: Flannel keeps; chart values in cni-ground-truth.md §3).
-FLANNEL_VXLAN_PORT = 8472
+FLANNEL_VXLAN_PORT = CNIS["flannel"].datapath.vxlan_port
 SHOP_APPS = ("shop-web/frontend", "shop-api/api", "shop-api/db")
 SHOP_PORT = 8080
 
@@ -268,7 +269,7 @@ def remove_policies(lab: Lab, namespaces: tuple[str, ...] = ("shop-web", "shop-a
     return lab.delete(stubs) if stubs else []
 
 
-def vxlan_seen(capture: Any, port: int = FLANNEL_VXLAN_PORT) -> CheckResult:
+def vxlan_seen(capture: Any, port: int | None = FLANNEL_VXLAN_PORT) -> CheckResult:
     """A capture between two nodes shows the pods' traffic wrapped in VXLAN on UDP ``port``."""
     name = f"VXLAN on UDP {port}"
     key = f"UDP/{port}"

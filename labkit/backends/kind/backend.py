@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from labkit import cnis
 from labkit.backends.base import Backend, NodeRow, PodRow
 from labkit.backends.kind import probe
 from labkit.backends.kind.guard import check_context, load_kubeconfig
@@ -32,14 +33,6 @@ if TYPE_CHECKING:
 
 KubeFactory = Callable[[str], KubeApi]
 
-#: DaemonSets that tell which CNI runs: (namespace, name) -> CNI.
-CNI_DAEMONSETS = (
-    ("kube-flannel", "kube-flannel-ds", "flannel"),
-    ("calico-system", "calico-node", "calico"),
-    ("kube-system", "calico-node", "calico"),
-    ("kube-system", "cilium", "cilium"),
-    ("kube-system", "kindnet", "kindnet"),
-)
 #: The container of the shop's pods that has curl (environments/workloads/shop).
 PROBE_CONTAINER = "probe"
 POLICY_KINDS = (("networking.k8s.io/v1", "NetworkPolicy"),)
@@ -132,8 +125,8 @@ class KindBackend(Backend):
                       key=lambda r: (r.namespace, r.name))
 
     def installed_cni(self) -> str | None:
-        for ns, ds, cni in CNI_DAEMONSETS:
-            if self.kube.get("apps/v1", "DaemonSet", ds, ns) is not None:
+        for ds, cni in cnis.agents():
+            if self.kube.get("apps/v1", "DaemonSet", ds.name, ds.namespace) is not None:
                 return cni
         return None
 

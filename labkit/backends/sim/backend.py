@@ -109,8 +109,7 @@ class SimBackend(Backend):
         from labkit.policy import served_kinds
 
         cni = self.installed_cni()
-        return set(served_kinds(cni if cni in ("calico", "cilium") else None)) | \
-            self.cluster.extra_served
+        return set(served_kinds(cni)) | self.cluster.extra_served
 
     # -- changes -----------------------------------------------------------------------
     def apply(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:

@@ -30,6 +30,7 @@ from typing import Any
 from labkit.backends.base import NodeRow, PodRow
 from labkit.backends.sim.ipam import Ipam
 from labkit.backends.sim.names import pod_suffix, template_hash
+from labkit.cnis import KUBERNETES_NAMESPACES
 from labkit.environments import Stage
 from labkit.model import (
     ClusterState,
@@ -45,8 +46,7 @@ from labkit.model import (
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
                      "reason:NetworkPluginNotReady message:Network plugin returns error: "
                      "cni plugin not initialized")
-SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
-DEFAULT_NAMESPACES = ("default", *SYSTEM_NAMESPACES)
+DEFAULT_NAMESPACES = ("default", *KUBERNETES_NAMESPACES)
 
 
 @dataclass
