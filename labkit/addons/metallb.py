@@ -21,11 +21,12 @@ import html
 import ipaddress
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from labkit.backends.sim.controllers import SimAllocator
 from labkit.display.render import Rendered
 from labkit.environments import environments_dir, pinned
 from labkit.errors import ClusterError, LabkitError, ToolError, ToolNotFound
@@ -199,34 +200,6 @@ def _install_sim(backend: Backend) -> list[dict[str, Any]]:
     c.hooks.append(SimAllocator(addresses_of(pool[0])))
     c.reconcile()
     return pool
-
-
-class SimAllocator:
-    """MetalLB's controller in the sim: the lowest free pool address for each LB Service.
-
-    An address stays with its Service (re-applying the Service keeps it), and is
-    freed when the Service is deleted or stops being a LoadBalancer.
-    """
-
-    metallb = True
-
-    def __init__(self, addresses: list[str]) -> None:
-        self.addresses = addresses
-        self.assigned: dict[str, str] = {}
-
-    def __call__(self, cluster: Any) -> None:
-        lbs = {k: s for k, s in cluster.services.items() if s.type == "LoadBalancer"}
-        for key in [k for k in self.assigned if k not in lbs]:
-            del self.assigned[key]
-        for key in sorted(lbs):
-            if key not in self.assigned:
-                used = set(self.assigned.values())
-                free = [a for a in self.addresses if a not in used]
-                if not free:
-                    continue  # real MetalLB: the Service stays <pending>, event "no available IPs"
-                self.assigned[key] = free[0]
-            if lbs[key].external_ip != self.assigned[key]:
-                cluster.services[key] = replace(lbs[key], external_ip=self.assigned[key])
 
 
 # -- observe -----------------------------------------------------------------------------

@@ -197,8 +197,6 @@ class Backend(ABC):
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result: ...
 
+    @abstractmethod
     def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
         """Packets seen on a node while ``generate()`` makes traffic (labkit.capture)."""
-        from labkit.capture import run_capture
-
-        return run_capture(self, spec, generate)

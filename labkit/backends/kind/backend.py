@@ -18,6 +18,7 @@ import yaml
 
 from labkit import cnis
 from labkit.backends.base import Backend, NodeRow, PodRow
+from labkit.backends.kind import capture as kind_capture
 from labkit.backends.kind import probe
 from labkit.backends.kind.guard import check_context, load_kubeconfig
 from labkit.environments import Stage, pinned
@@ -29,7 +30,8 @@ from labkit.tools import process
 from labkit.tools.k8s import KubeApi, KubeClient
 
 if TYPE_CHECKING:
-    from labkit.matrix import Observation
+    from labkit.capture import Capture, CaptureSpec
+    from labkit.matrix import Cell, Observation
 
 KubeFactory = Callable[[str], KubeApi]
 
@@ -224,6 +226,9 @@ class KindBackend(Backend):
                                "the pending objects for events") from exc
 
     # -- traffic -----------------------------------------------------------------------
+    def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
+        return kind_capture.capture(self, spec, generate)
+
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> process.Result:
         ns, _, name = pod.partition("/")

@@ -15,12 +15,13 @@ import atexit
 import contextlib
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.backends.base import Backend, NodeRow, PodRow
+from labkit.backends.sim import capture as sim_capture
 from labkit.backends.sim import snapshot, store
 from labkit.backends.sim.cluster import SimCluster
 from labkit.environments import Stage
@@ -29,7 +30,8 @@ from labkit.model import ClusterState, Deployment, Namespace, Pod, Secret, Servi
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
-    from labkit.matrix import Observation
+    from labkit.capture import Capture, CaptureSpec
+    from labkit.matrix import Cell, Observation
     from labkit.progress import Progress
 
 #: Every simulated cluster this process has created or loaded, by cluster name.
@@ -227,6 +229,9 @@ class SimBackend(Backend):
             else:
                 out[t] = Observation.from_verdict(verdict, simulated=True)
         return out
+
+    def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
+        return sim_capture.capture(self, spec, generate)
 
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result:

@@ -103,19 +103,12 @@ def tcpdump_argv_text(spec: CaptureSpec, flt: str) -> str:
 
 
 def sim_settings(backend: Any) -> dict[str, Any]:
-    """What the sim's CNI install chose: stage values, Calico's pool, recipe settings."""
+    """What the sim's CNI install chose: stage values, then what the recipe recorded."""
     cni = backend.installed_cni() or ""
     record = backend.cluster.cni
     values = backend.stage.values.get(cni)
     settings: dict[str, Any] = dict(values) if isinstance(values, dict) else {}
-    if cni == "calico":
-        from labkit.cni.calico.recipe import custom_resources, pool_of
-
-        pool = pool_of(custom_resources(backend.stage.pod_subnet)[0])
-        settings.setdefault("encapsulation", pool.get("encapsulation", "VXLAN"))
-        # labkit.cni.calico_sim's live migration installs calico-node in kube-system.
-        settings["live_migration"] = getattr(record, "namespace", "") == "kube-system"
-    settings.update(getattr(record, "settings", None) or {})
+    settings.update(record.settings if record is not None else {})
     return settings
 
 

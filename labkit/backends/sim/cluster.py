@@ -82,6 +82,8 @@ class CniRecord:
     ipam: Ipam
     namespace: str
     daemonset: str
+    #: What the install chose that shows on the wire (``labkit.capture.datapath_for``).
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 Hook = Callable[["SimCluster"], None]

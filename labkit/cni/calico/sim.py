@@ -22,11 +22,10 @@ What is modelled, and the real behaviour each piece mirrors:
 
 from __future__ import annotations
 
-import collections
-import ipaddress
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from labkit.backends.sim.ipam import CalicoIpam
 from labkit.cni import Check
 from labkit.cni.calico.report import MigrationReport
 from labkit.cni.calico.resources import (
@@ -45,84 +44,6 @@ FLANNEL_DS_OWNER = "DaemonSet kube-flannel/kube-flannel-ds"
 STALE_REASON = ("still has its Flannel address {ip}: flannel.1/cni0 and Flannel's routes are "
                 "gone and Calico never set this pod up, so nothing routes to it; delete the pod "
                 "(its controller recreates it with a Calico address)")
-
-
-def fnv1_32(text: str) -> int:
-    """FNV-1 32-bit, the hash Go's ``hash/fnv.New32`` computes (Calico's block seed)."""
-    h = 0x811C9DC5
-    for byte in text.encode():
-        h = (h * 0x01000193) & 0xFFFFFFFF
-        h ^= byte
-    return h
-
-
-class CalicoIpam:
-    """Calico IPAM over one pool: per-node affine blocks, the tunnel address first."""
-
-    name = "calico-ipam"
-
-    def __init__(self, pool: str, block_size: int = 26) -> None:
-        self.pool = ipaddress.ip_network(pool)
-        self.block_size = block_size
-        self.blocks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(
-            self.pool.subnets(new_prefix=block_size))
-        self.affinity: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
-        self._owner: dict[Any, str] = {}
-        self._free: dict[Any, collections.deque[int]] = {}
-        self.tunnel: dict[str, str] = {}
-
-    def _claim(self, node: str) -> Any:
-        start = fnv1_32(node) % len(self.blocks)
-        for step in range(len(self.blocks)):
-            block = self.blocks[(start + step) % len(self.blocks)]
-            if block not in self._owner:
-                self._owner[block] = node
-                self._free[block] = collections.deque(range(block.num_addresses))
-                self.affinity.setdefault(node, []).append(block)
-                return block
-        raise RuntimeError(f"IP pool {self.pool} has no free /{self.block_size} block")
-
-    def ensure_tunnel(self, node: str) -> str:
-        """calico-node's ``vxlan.calico`` address: the node's first allocation."""
-        if node not in self.tunnel:
-            self.tunnel[node] = self._take(node)
-        return self.tunnel[node]
-
-    def allocate(self, node: str) -> str:
-        self.ensure_tunnel(node)
-        return self._take(node)
-
-    def _take(self, node: str) -> str:
-        for block in self.affinity.get(node, []):
-            if self._free[block]:
-                return str(block.network_address + self._free[block].popleft())
-        block = self._claim(node)
-        return str(block.network_address + self._free[block].popleft())
-
-    def release(self, ip: str) -> None:
-        addr = ipaddress.ip_address(ip)
-        for block, free in self._free.items():
-            if addr in block:
-                free.append(int(addr) - int(block.network_address))
-                return
-        # not one of ours (a Flannel address of a pod deleted after the migration): nothing to do
-
-    def block_of(self, ip: str) -> tuple[str, str] | None:
-        """(block, node it is affine to) for an address, or None outside every claimed block."""
-        addr = ipaddress.ip_address(ip)
-        for block, node in self._owner.items():
-            if addr in block:
-                return str(block), node
-        return None
-
-    def describe(self) -> str:
-        return (f"calico-ipam: /{self.block_size} blocks of {self.pool} claimed per node, "
-                "the first address of a node's first block is its vxlan.calico tunnel")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"pool": str(self.pool), "block_size": self.block_size,
-                "blocks": {n: [str(b) for b in bs] for n, bs in sorted(self.affinity.items())},
-                "tunnel": dict(sorted(self.tunnel.items()))}
 
 
 def no_network(cluster: Any) -> dict[str, str]:
@@ -201,7 +122,8 @@ def _install(backend: Backend, c: Any, report: MigrationReport) -> None:
     for node in c.nodes:  # calico-node claims a block and its tunnel address on start
         ipam.ensure_tunnel(node)
     cidrs = {n.name: n.pod_cidr for n in c.nodes.values()}
-    c.install_cni(CniRecord("calico", ipam, CALICO_NAMESPACE, "calico-node"), cidrs)
+    settings = {"encapsulation": pool.get("encapsulation", "VXLAN"), "live_migration": False}
+    c.install_cni(CniRecord("calico", ipam, CALICO_NAMESPACE, "calico-node", settings), cidrs)
     from labkit.model import Deployment
 
     c.apply_deployment(Deployment(CALICO_NAMESPACE, "calico-kube-controllers", 1,
@@ -269,7 +191,9 @@ def _live(backend: Backend, c: Any, report: MigrationReport) -> None:
     c.namespaces.pop("kube-flannel", None)
     old = [k for k, sp in c.pods.items() if sp.phase == "Running" and not sp.pod.host_network]
     c.cni = None
-    c.install_cni(CniRecord("calico", ipam, "kube-system", "calico-node"),
+    # the controller keeps Flannel's VXLAN port and VNI (ground truth §4.4)
+    settings = {"encapsulation": "VXLAN", "live_migration": True}
+    c.install_cni(CniRecord("calico", ipam, "kube-system", "calico-node", settings),
                   {n.name: n.pod_cidr for n in c.nodes.values()})
     report.add("apply-migration", "done", "created the flannel-migration manifests [simulated]")
     deployments: dict[str, str] = {}
