@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.course.images.listing import register as register_images
+from labkit.course.images.cli import register as register_images
 from labkit.errors import LabkitError
 from labkit.policy.cli import register as register_policy
 

@@ -31,6 +31,7 @@ from labkit.display.render import Rendered
 from labkit.environments import environments_dir, pinned
 from labkit.errors import ClusterError, LabkitError, ToolError, ToolNotFound
 from labkit.tools import docker, process
+from labkit.tools.files import fetch_url
 
 if TYPE_CHECKING:
     from labkit.backends.base import Backend
@@ -156,8 +157,6 @@ def install(target: Any, progress: Progress | None = None, *, fetch: Fetch | Non
     kb: Any = backend
     url = str(pinned("metallb", "manifest"))
     if fetch is None:
-        from labkit.cni.flannel import fetch_url
-
         fetch = fetch_url
     docs = [d for d in yaml.safe_load_all(fetch(url)) if d]
     # Server-side apply (MetalLB's docs use plain `kubectl apply`). Assumed, not checked for

@@ -25,9 +25,7 @@ exists on every node.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -35,6 +33,7 @@ import yaml
 from labkit.cni import Check, Recipe
 from labkit.environments import pinned
 from labkit.errors import ClusterError, ManifestError
+from labkit.tools.files import fetch_url
 
 if TYPE_CHECKING:
     from labkit.backends.base import Backend
@@ -101,23 +100,6 @@ def cni_plugins_daemonset(tarball_url: str, curl_image: str, pause_image: str
             },
         },
     }
-
-
-def fetch_url(url: str, *, cache_dir: Path | None = None) -> str:
-    """Download a manifest once and keep it (the pinned URL never changes content)."""
-    cache = cache_dir or Path.home() / ".cache" / "labkit" / "manifests"
-    target = cache / url.replace("://", "_").replace("/", "_")
-    if target.exists():
-        return target.read_text(encoding="utf-8")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - pinned URL
-            text = response.read().decode()
-    except OSError as exc:
-        raise ClusterError(f"could not download {url}: {exc}",
-                           hint="check the network, or put the file at " + str(target)) from exc
-    cache.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    return text
 
 
 def flannel_documents(manifest: str, pod_subnet: str, source: str = "kube-flannel.yml"

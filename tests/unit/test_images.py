@@ -187,7 +187,7 @@ def test_list_offline_fails_with_a_hint(monkeypatch, tmp_path, capsys):
 
 
 def test_list_uses_the_cache_when_offline(monkeypatch, tmp_path, capsys):
-    from labkit.cni.flannel import fetch_url
+    from labkit.tools.files import fetch_url
 
     monkeypatch.setenv("HOME", str(tmp_path))
     cache = tmp_path / ".cache" / "labkit" / "manifests"

@@ -64,6 +64,7 @@ from labkit.cni.calico.resources import (
     tigera_available,
 )
 from labkit.errors import ClusterError, LabkitError, ManifestError, UnknownKindError
+from labkit.tools.files import fetch_url
 
 if TYPE_CHECKING:
     from labkit.backends.base import Backend
@@ -89,8 +90,6 @@ class Calico(Recipe):
     def fetch(self) -> Fetch:
         if self._fetch is not None:
             return self._fetch
-        from labkit.cni.flannel import fetch_url
-
         return fetch_url
 
     def install(self, backend: Backend, progress: Progress | None = None, *,

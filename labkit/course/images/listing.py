@@ -20,12 +20,10 @@ bundle live in :mod:`labkit.image_bundle`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,6 +31,7 @@ import yaml
 from labkit.environments import Stage, environments_dir, pinned
 from labkit.errors import LabkitError
 from labkit.tools import process
+from labkit.tools.files import fetch_url
 
 Fetch = Callable[[str], str]
 Runner = Callable[..., process.Result]
@@ -97,9 +96,7 @@ class ImageList:
 
 # -- listing --------------------------------------------------------------------------------
 def _default_fetch(url: str) -> str:
-    from labkit.cni.flannel import fetch_url  # the recipes' fetch: cached under ~/.cache
-
-    return fetch_url(url)
+    return fetch_url(url)  # the recipes' fetch: cached under ~/.cache
 
 
 def all_stages() -> list[str]:
@@ -244,43 +241,3 @@ def operator_calico_images(printed: str, version: str) -> list[str]:
 
 
 # -- command line ---------------------------------------------------------------------------
-def register(subparsers: Any) -> None:
-    """Add the ``images`` command group to the main CLI's subparsers."""
-    images = subparsers.add_parser("images", help="the offline image bundle for workshops")
-    sub = images.add_subparsers(dest="images_command", required=True)
-    p = sub.add_parser("list", help="every image the kind path needs, pinned")
-    p.add_argument("--stage", action="append", metavar="STAGE", help="repeatable; default all")
-    p.add_argument("--output", choices=("text", "json"), default="text")
-    p.set_defaults(func=_cmd_list)
-    p = sub.add_parser("save", help="docker pull every image, then one docker save archive")
-    p.add_argument("--output", "-o", required=True, metavar="FILE", help="the .tar to write")
-    p.add_argument("--stage", action="append", metavar="STAGE", help="repeatable; default all")
-    p.add_argument("--format", choices=("text", "json"), default="text", dest="render")
-    p.set_defaults(func=_cmd_save)
-    p = sub.add_parser("load", help="docker load a bundle, and kind load it into lab clusters")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--stage", metavar="STAGE", help="default: every stage")
-    p.add_argument("--output", choices=("text", "json"), default="text")
-    p.set_defaults(func=_cmd_load)
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    listing = list_images(args.stage)
-    print(listing.to_json() if args.output == "json" else listing.to_text())
-    return 0
-
-
-def _cmd_save(args: argparse.Namespace) -> int:
-    from labkit.course.images.bundle import save
-
-    report = save(Path(args.output), args.stage)
-    print(report.to_json() if args.render == "json" else report.to_text())
-    return 0
-
-
-def _cmd_load(args: argparse.Namespace) -> int:
-    from labkit.course.images.bundle import load
-
-    report = load(Path(args.file), [args.stage] if args.stage else None)
-    print(report.to_json() if args.output == "json" else report.to_text())
-    return 0

@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from labkit.backends.sim.store import home, write_atomic
 from labkit.course.images.listing import archive_name, split_ref
 from labkit.errors import LabkitError, ToolError
 from labkit.tools import process
+from labkit.tools.files import home, write_atomic
 
 Runner = Callable[..., process.Result]
 
