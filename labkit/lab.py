@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit import cnis
 from labkit.backends.base import Backend, ClusterStatus
+from labkit.cni.registry import recipe
 from labkit.environments import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
 from labkit.model import HttpRequest, Node, Pod, Traffic
@@ -146,8 +147,6 @@ class Lab:
 
     # -- CNI -----------------------------------------------------------------------------
     def install_cni(self, name: str = "flannel") -> Verification:
-        from labkit.cni import recipe
-
         r = recipe(name)
         current = self.cni
         if current != name:
@@ -160,8 +159,6 @@ class Lab:
         return r.verify(self._backend)
 
     def verify_cni(self) -> Verification:
-        from labkit.cni import recipe
-
         if self.cni is None:
             raise ClusterError("no CNI is installed", hint="lab.install_cni('flannel')")
         return recipe(self.cni).verify(self._backend)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from labkit import cnis
-from labkit.backends.base import Backend, NodeRow, PodRow
+from labkit.backends.base import Backend, NodeRow, PodRow, T
 from labkit.backends.kind import capture as kind_capture
 from labkit.backends.kind import probe
 from labkit.backends.kind.guard import check_context, load_kubeconfig
@@ -30,6 +30,7 @@ from labkit.tools import process
 from labkit.tools.k8s import KubeApi, KubeClient
 
 if TYPE_CHECKING:
+    from labkit.backends.sim.backend import SimBackend
     from labkit.capture import Capture, CaptureSpec
     from labkit.matrix import Cell, Observation
 
@@ -74,6 +75,9 @@ class KindBackend(Backend):
         return self._kube
 
     # -- lifecycle ---------------------------------------------------------------------
+    def dispatch(self, *, sim: Callable[[SimBackend], T], kind: Callable[[KindBackend], T]) -> T:
+        return kind(self)
+
     def exists(self) -> bool:
         return self.stage.cluster_name in kind_tool.get_clusters(run=self.run)
 

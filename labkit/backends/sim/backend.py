@@ -20,16 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.backends.base import Backend, NodeRow, PodRow
+from labkit.backends.base import Backend, NodeRow, PodRow, T
 from labkit.backends.sim import capture as sim_capture
 from labkit.backends.sim import snapshot, store
-from labkit.backends.sim.cluster import SimCluster
+from labkit.backends.sim.cluster import CniRecord, SimCluster
+from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
 from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
 from labkit.model import ClusterState, Deployment, Namespace, Pod, Secret, Service, Traffic
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
+    from labkit.backends.kind.backend import KindBackend
     from labkit.capture import Capture, CaptureSpec
     from labkit.matrix import Cell, Observation
     from labkit.progress import Progress
@@ -68,6 +70,9 @@ class SimBackend(Backend):
                                "does not exist", hint="create it with lab.up()")
         return found
 
+    def dispatch(self, *, sim: Callable[[SimBackend], T], kind: Callable[[KindBackend], T]) -> T:
+        return sim(self)
+
     def exists(self) -> bool:
         return current(self.stage) is not None
 
@@ -78,11 +83,17 @@ class SimBackend(Backend):
             with cluster.batch():  # saved once, at the end
                 if not self.stage.default_cni_disabled:
                     # kind installs kindnetd unless disableDefaultCNI is set (kind docs).
-                    from labkit.cni import recipe
-
-                    recipe("kindnet").install(self)
+                    self.install_kindnet()
         if progress is not None:
             progress.update(f"{len(self.stage.node_names())} nodes (simulated)", force=True)
+
+    def install_kindnet(self) -> None:
+        """What kind does at creation unless the config disables it: kindnetd, host-local
+        over each node's podCIDR (labkit.cni.kindnet)."""
+        cluster = self.cluster
+        cidrs = node_cidrs(self.stage.pod_subnet, list(cluster.nodes))
+        cluster.install_cni(CniRecord("kindnet", NodeRangeIpam(cidrs), "kube-system",
+                                      "kindnet"), cidrs)
 
     def down(self) -> None:
         """Forget the cluster and delete its file (without reading it: works on a corrupt one)."""
