@@ -30,11 +30,15 @@ from labkit.backends.sim.controllers import SimAllocator
 from labkit.display.render import Rendered
 from labkit.environments import environments_dir, pinned
 from labkit.errors import ClusterError, LabkitError, ToolError, ToolNotFound
+from labkit.model import Deployment, Traffic
+from labkit.policy import Engine
 from labkit.tools import docker, process
 from labkit.tools.files import fetch_url
 
 if TYPE_CHECKING:
     from labkit.backends.base import Backend
+    from labkit.backends.kind.backend import KindBackend
+    from labkit.backends.sim.backend import SimBackend
     from labkit.progress import Progress
 
 NAMESPACE = "metallb-system"
@@ -152,9 +156,14 @@ def install(target: Any, progress: Progress | None = None, *, fetch: Fetch | Non
             timeout: float = 120) -> list[dict[str, Any]]:
     """Install MetalLB, then its pool and L2 advertisement; idempotent. Returns the pool docs."""
     backend: Backend = getattr(target, "impl", target)
-    if backend.name == "sim":
-        return _install_sim(backend)
-    kb: Any = backend
+    return backend.dispatch(
+        sim=_install_sim,
+        kind=lambda b: _install_kind(b, progress, fetch, subnet, sleep, timeout))
+
+
+def _install_kind(backend: KindBackend, progress: Progress | None, fetch: Fetch | None,
+                  subnet: str | None, sleep: Callable[[float], None], timeout: float
+                  ) -> list[dict[str, Any]]:
     url = str(pinned("metallb", "manifest"))
     if fetch is None:
         fetch = fetch_url
@@ -163,8 +172,8 @@ def install(target: Any, progress: Progress | None = None, *, fetch: Fetch | Non
     # v0.16: the manifest leaves caBundle fields unset (older ones carried a `Cg==`
     # placeholder), so a re-run does not take the CA the controller injected; if it did,
     # the controller's cert rotation would inject it again.
-    kb.apply_raw(docs)
-    kb.wait_daemonset(NAMESPACE, "speaker", timeout=300, progress=progress)
+    backend.apply_raw(docs)
+    backend.wait_daemonset(NAMESPACE, "speaker", timeout=300, progress=progress)
     backend.wait_ready(nodes=False, namespaces=(NAMESPACE,), timeout=300, progress=progress)
     pool = pool_documents(subnet or str(docker.network_ipv4_subnet()))
     # The controller's validating webhook can refuse for a few seconds after its pod is Ready
@@ -172,7 +181,7 @@ def install(target: Any, progress: Progress | None = None, *, fetch: Fetch | Non
     deadline = time.monotonic() + timeout
     while True:
         try:
-            kb.apply_raw(pool)
+            backend.apply_raw(pool)
             return pool
         except LabkitError as exc:
             if "webhook" not in str(exc) or time.monotonic() >= deadline:
@@ -182,10 +191,8 @@ def install(target: Any, progress: Progress | None = None, *, fetch: Fetch | Non
             sleep(3.0)
 
 
-def _install_sim(backend: Backend) -> list[dict[str, Any]]:
-    from labkit.model import Deployment
-
-    c: Any = backend.cluster  # type: ignore[attr-defined]
+def _install_sim(backend: SimBackend) -> list[dict[str, Any]]:
+    c = backend.cluster
     pool = pool_documents(SIM_KIND_SUBNET)
     if any(getattr(h, "metallb", False) for h in c.hooks):
         return pool
@@ -206,13 +213,20 @@ def _install_sim(backend: Backend) -> list[dict[str, Any]]:
 def external_ip(target: Any, service: str = "shop-web/frontend-lb") -> str:
     """The Service's EXTERNAL-IP, or "" while it is <pending>."""
     backend: Backend = getattr(target, "impl", target)
+    return backend.dispatch(sim=lambda b: _external_ip_sim(b, service),
+                            kind=lambda b: _external_ip_kind(b, service))
+
+
+def _external_ip_sim(backend: SimBackend, service: str) -> str:
+    svc = backend.cluster.services.get(service)
+    if svc is None:
+        raise ClusterError(f"no Service {service} [simulated]", hint="apply it first")
+    return svc.external_ip
+
+
+def _external_ip_kind(backend: KindBackend, service: str) -> str:
     ns, _, name = service.partition("/")
-    if backend.name == "sim":
-        svc = backend.cluster.services.get(service)  # type: ignore[attr-defined]
-        if svc is None:
-            raise ClusterError(f"no Service {service} [simulated]", hint="apply it first")
-        return svc.external_ip
-    found = backend.kube.get("v1", "Service", name, ns)  # type: ignore[attr-defined]
+    found = backend.kube.get("v1", "Service", name, ns)
     if found is None:
         raise ClusterError(f"no Service {service}", hint="apply it first")
     return external_ip_of(found)
@@ -231,8 +245,12 @@ def reach(target: Any, ip: str, port: int = 80, path: str = "/", *,
           run: Callable[..., process.Result] = process.run) -> Reach:
     """Request ``http://ip:port/path`` from outside the cluster, the way that can work here."""
     backend: Backend = getattr(target, "impl", target)
-    if backend.name == "sim":
-        return _reach_sim(backend, ip, port)
+    return backend.dispatch(sim=lambda b: _reach_sim(b, ip, port),
+                            kind=lambda b: _reach_kind(ip, port, path, info, system, run))
+
+
+def _reach_kind(ip: str, port: int, path: str, info: dict[str, Any] | None,
+                system: str | None, run: Callable[..., process.Result]) -> Reach:
     host = docker.host_reach(info if info is not None else docker.engine_info(), system=system)
     argv = curl_argv(ip, port, path)
     if host.reachable and process.which("curl"):
@@ -253,11 +271,8 @@ def reach(target: Any, ip: str, port: int = 80, path: str = "/", *,
                  result.stderr.strip()[:200] or f"exit code {result.returncode}")
 
 
-def _reach_sim(backend: Backend, ip: str, port: int) -> Reach:
-    from labkit.model import Traffic
-    from labkit.policy import Engine
-
-    c: Any = backend.cluster  # type: ignore[attr-defined]
+def _reach_sim(backend: SimBackend, ip: str, port: int) -> Reach:
+    c = backend.cluster
     why = "simulated: the host reaches the simulated kind network directly"
     svc = next((s for s in c.services.values() if s.external_ip == ip), None)
     if svc is None:

@@ -10,9 +10,10 @@ import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit.cni.calico import recipe as calico
 from labkit.environments import environments_dir
 from labkit.errors import CheckFailed
-from labkit.labs.flannel import CheckResult, _describe, _fail, not_attempted
+from labkit.labs.flannel import CheckResult, _describe, _fail, not_attempted, remove_policies
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -42,8 +43,6 @@ def ensure_lab01(lab: Lab) -> str:
 
 def ensure_calico(lab: Lab) -> str:
     """Lab 02's end state (Calico, workloads restarted), for lab 03 and later."""
-    from labkit.cni.calico import recipe as calico
-
     ensure_lab01(lab)
     if lab.cni != "calico":
         calico.RECIPE.migrate(lab)
@@ -53,8 +52,6 @@ def ensure_calico(lab: Lab) -> str:
 
 def clean_slate(lab: Lab) -> list[str]:
     """Delete every policy lab 02 applies (an earlier run's included), and the exercise's."""
-    from labkit.labs.flannel import remove_policies
-
     removed: list[str] = []
     stub = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
             "metadata": {"name": EXERCISE_POLICY},
@@ -80,13 +77,7 @@ def address_table(lab: Lab) -> list[dict[str, Any]]:
 
 def stale_pods(lab: Lab) -> list[str]:
     """Pods still holding a pre-Calico address (labkit.cni.calico's rule, on both backends)."""
-    if lab.simulated:
-        return sorted(k for k in lab.impl.cluster.no_network)  # type: ignore[attr-defined]
-    from labkit.cni.calico.recipe import stale_pods as stale
-
-    kube: Any = lab.impl.kube  # type: ignore[attr-defined]
-    return sorted(f"{p['metadata']['namespace']}/{p['metadata']['name']}"
-                  for p in stale(kube.list("v1", "Pod")))
+    return calico.RECIPE.stale_pod_keys(lab.impl)
 
 
 def stale_pods_cut_off(lab: Lab) -> CheckResult:

@@ -39,7 +39,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from labkit.cni import Check, Recipe
+from labkit.cni import Check, Recipe, Verification, node_checks
+from labkit.cni.calico import sim as calico_sim
 from labkit.cni.calico.kind import KindMigration
 from labkit.cni.calico.live import LiveMigration
 from labkit.cni.calico.report import MigrationReport, Step
@@ -63,11 +64,14 @@ from labkit.cni.calico.resources import (
     stale_pods,
     tigera_available,
 )
-from labkit.errors import ClusterError, LabkitError, ManifestError, UnknownKindError
+from labkit.cni.calico.sim import no_network
+from labkit.errors import ClusterError, ManifestError, UnknownKindError
 from labkit.tools.files import fetch_url
 
 if TYPE_CHECKING:
     from labkit.backends.base import Backend
+    from labkit.backends.kind.backend import KindBackend
+    from labkit.backends.sim.backend import SimBackend
     from labkit.progress import Progress
 
 __all__ = [
@@ -107,14 +111,9 @@ class Calico(Recipe):
         if mode not in MODES:
             raise ManifestError(f"unknown migration mode {mode!r}",
                                 hint=f"one of {', '.join(MODES)}")
-        if backend.name == "sim":
-            from labkit.cni.calico import sim as calico_sim
-
-            report = calico_sim.migrate(backend, mode=mode, restart=restart)
-        elif backend.name == "kind":
-            report = self._migrate_kind(backend, progress, mode, restart)
-        else:
-            raise LabkitError(f"no calico recipe for the {backend.name} backend")
+        report = backend.dispatch(
+            sim=lambda b: calico_sim.migrate(b, mode=mode, restart=restart),
+            kind=lambda b: self._migrate_kind(b, progress, mode, restart))
         self.last_report = report
         return report
 
@@ -123,54 +122,58 @@ class Calico(Recipe):
         """Delete every pod that still has a Flannel address, wait for its replacement."""
         backend: Backend = getattr(target, "impl", target)
         report = MigrationReport("reinstall", simulated=backend.simulated)
-        if backend.name == "sim":
-            from labkit.cni.calico import sim as calico_sim
+        backend.dispatch(sim=lambda b: calico_sim.restart_workloads(b, report),
+                         kind=lambda b: self._restart_kind(b, report, progress))
+        return report
 
-            calico_sim.restart_workloads(backend, report)
-            return report
-        migration = KindMigration(backend.kube, [], backend.stage.pod_subnet,  # type: ignore
+    def _restart_kind(self, backend: KindBackend, report: MigrationReport,
+                      progress: Progress | None) -> None:
+        migration = KindMigration(backend.kube, [], backend.stage.pod_subnet,
                                   fetch=self.fetch, progress=progress)
         migration.report = report
+        self._restart_and_wait(backend, migration, progress)
+
+    @staticmethod
+    def _restart_and_wait(backend: KindBackend, migration: KindMigration,
+                          progress: Progress | None) -> None:
+        """Delete the pods left on Flannel addresses, then wait for their replacements."""
         namespaces = migration.restart_workloads()
         if namespaces:
             backend.wait_ready(nodes=True, namespaces=namespaces, timeout=300,
                                progress=progress)
-        return report
 
-    def _migrate_kind(self, backend: Backend, progress: Progress | None,
+    def _migrate_kind(self, backend: KindBackend, progress: Progress | None,
                       mode: str, restart: bool) -> MigrationReport:
-        kb: Any = backend
         current = backend.installed_cni()
         if current not in (None, "flannel", "calico"):
             raise ClusterError(f"{current} is installed: this lab migrates from Flannel",
                                hint="run lab 01 first, or recreate the cluster")
         nodes = [n.name for n in backend.node_rows()]
         cls = LiveMigration if mode == "live" else KindMigration
-        migration = cls(kb.kube, nodes, backend.stage.pod_subnet, fetch=self.fetch,
-                        progress=progress)
+        migration = cls(backend.kube, nodes, backend.stage.pod_subnet, fetch=self.fetch,
+                         progress=progress)
         report = migration.run()
         if mode == "reinstall" and restart:
-            namespaces = migration.restart_workloads()
-            if namespaces:
-                backend.wait_ready(nodes=True, namespaces=namespaces, timeout=300,
-                                   progress=progress)
+            self._restart_and_wait(backend, migration, progress)
         return report
 
-    def verify(self, backend: Backend) -> Any:
-        from labkit.cni import Verification, node_checks
+    def stale_pod_keys(self, backend: Backend) -> list[str]:
+        """``namespace/name`` of every pod still holding a pre-Calico address."""
+        return backend.dispatch(
+            sim=lambda b: sorted(no_network(b.cluster)),
+            kind=lambda b: sorted(f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+                                  for p in stale_pods(b.kube.list("v1", "Pod"))))
 
+    def verify(self, backend: Backend) -> Verification:
         checks = [c for c in node_checks(backend) if c.name == "nodes Ready"]
-        extra = getattr(self, f"verify_{backend.name}")
-        checks.extend(extra(backend))
+        checks.extend(backend.dispatch(sim=self.verify_sim, kind=self.verify_kind))
         return Verification(self.name, tuple(checks), backend.simulated)
 
-    def verify_sim(self, backend: Backend) -> Sequence[Check]:
-        from labkit.cni.calico import sim as calico_sim
-
+    def verify_sim(self, backend: SimBackend) -> Sequence[Check]:
         return calico_sim.verify(backend)
 
-    def verify_kind(self, backend: Backend) -> Sequence[Check]:
-        api: Any = backend.kube  # type: ignore[attr-defined]
+    def verify_kind(self, backend: KindBackend) -> Sequence[Check]:
+        api = backend.kube
         out = []
         try:
             statuses = {c: api.get(OPERATOR_API, "TigeraStatus", c) for c in TIGERA_COMPONENTS}

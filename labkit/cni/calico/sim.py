@@ -23,8 +23,9 @@ What is modelled, and the real behaviour each piece mirrors:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from labkit.backends.sim.cluster import CniRecord, SimCluster
 from labkit.backends.sim.ipam import CalicoIpam
 from labkit.cni import Check
 from labkit.cni.calico.report import MigrationReport
@@ -35,10 +36,11 @@ from labkit.cni.calico.resources import (
     migration_spec,
     pool_of,
 )
-from labkit.model import Namespace, Pod
+from labkit.errors import ClusterError
+from labkit.model import Deployment, Namespace, Pod
 
 if TYPE_CHECKING:
-    from labkit.backends.base import Backend
+    from labkit.backends.sim.backend import SimBackend
 
 FLANNEL_DS_OWNER = "DaemonSet kube-flannel/kube-flannel-ds"
 STALE_REASON = ("still has its Flannel address {ip}: flannel.1/cni0 and Flannel's routes are "
@@ -46,16 +48,16 @@ STALE_REASON = ("still has its Flannel address {ip}: flannel.1/cni0 and Flannel'
                 "(its controller recreates it with a Calico address)")
 
 
-def no_network(cluster: Any) -> dict[str, str]:
+def no_network(cluster: SimCluster) -> dict[str, str]:
     """Pods whose data path is gone (pod key -> why); the sim's observe drops their traffic."""
     return cluster.no_network
 
 
 # -- the migration ---------------------------------------------------------------------------
 
-def migrate(backend: Backend, *, mode: str = "reinstall", restart: bool = True
+def migrate(backend: SimBackend, *, mode: str = "reinstall", restart: bool = True
             ) -> MigrationReport:
-    c: Any = backend.cluster  # type: ignore[attr-defined]
+    c = backend.cluster
     report = MigrationReport(mode, simulated=True)
     if mode == "live":
         report.notes.extend(migration_spec()["caveats"])
@@ -71,11 +73,11 @@ def migrate(backend: Backend, *, mode: str = "reinstall", restart: bool = True
     return report
 
 
-def _flannel_pods(c: Any) -> list[str]:
+def _flannel_pods(c: SimCluster) -> list[str]:
     return [k for k, sp in c.pods.items() if sp.owner == FLANNEL_DS_OWNER]
 
 
-def _remove_flannel(c: Any, report: MigrationReport) -> None:
+def _remove_flannel(c: SimCluster, report: MigrationReport) -> None:
     pods = _flannel_pods(c)
     if not pods and "kube-flannel" not in c.namespaces:
         report.add("remove-flannel", "skipped", "Flannel is not installed")
@@ -87,7 +89,7 @@ def _remove_flannel(c: Any, report: MigrationReport) -> None:
                "deleted Namespace kube-flannel, ClusterRoleBinding flannel, ClusterRole flannel")
 
 
-def _clean_nodes(c: Any, report: MigrationReport) -> None:
+def _clean_nodes(c: SimCluster, report: MigrationReport) -> None:
     if c.cni is None or c.cni.name != "flannel":
         report.add("clean-nodes", "skipped", "no Flannel leftovers on any node")
         return
@@ -103,9 +105,7 @@ def _clean_nodes(c: Any, report: MigrationReport) -> None:
         "2 iptables chain(s)" for n in c.nodes))
 
 
-def _install(backend: Backend, c: Any, report: MigrationReport) -> None:
-    from labkit.backends.sim.cluster import CniRecord
-
+def _install(backend: SimBackend, c: SimCluster, report: MigrationReport) -> None:
     if c.cni is not None:
         if c.cni.name != "calico":
             raise _other_cni(c.cni.name)
@@ -124,8 +124,6 @@ def _install(backend: Backend, c: Any, report: MigrationReport) -> None:
     cidrs = {n.name: n.pod_cidr for n in c.nodes.values()}
     settings = {"encapsulation": pool.get("encapsulation", "VXLAN"), "live_migration": False}
     c.install_cni(CniRecord("calico", ipam, CALICO_NAMESPACE, "calico-node", settings), cidrs)
-    from labkit.model import Deployment
-
     c.apply_deployment(Deployment(CALICO_NAMESPACE, "calico-kube-controllers", 1,
                                   {"k8s-app": "calico-kube-controllers"}))
     c.apply_deployment(Deployment("calico-apiserver", "calico-apiserver", 2,
@@ -135,9 +133,9 @@ def _install(backend: Backend, c: Any, report: MigrationReport) -> None:
                "blocks (created Installation default, APIServer default) [simulated]")
 
 
-def restart_workloads(backend: Backend, report: MigrationReport) -> list[str]:
+def restart_workloads(backend: SimBackend, report: MigrationReport) -> list[str]:
     """Delete the pods that kept Flannel addresses; their controllers recreate them."""
-    c: Any = backend.cluster  # type: ignore[attr-defined]
+    c = backend.cluster
     cut = no_network(c)
     stale = [k for k in list(cut) if k in c.pods]
     deployments: dict[str, str] = {}
@@ -171,10 +169,8 @@ def restart_workloads(backend: Backend, report: MigrationReport) -> list[str]:
     return namespaces
 
 
-def _live(backend: Backend, c: Any, report: MigrationReport) -> None:
+def _live(backend: SimBackend, c: SimCluster, report: MigrationReport) -> None:
     """Calico's migration controller, as its net effect: node by node, pods recreated."""
-    from labkit.backends.sim.cluster import CniRecord
-
     if c.cni is not None and c.cni.name == "calico":
         report.add("apply-migration", "skipped", "already applied")
         report.add("wait-job", "skipped", "job kube-system/flannel-migration already complete")
@@ -210,8 +206,6 @@ def _live(backend: Backend, c: Any, report: MigrationReport) -> None:
 
 
 def _other_cni(name: str, *, live: bool = False) -> Exception:
-    from labkit.errors import ClusterError
-
     if live:
         return ClusterError(f"the live migration needs a running Flannel, found {name} "
                             "[simulated]", hint="run lab 01 first, or use mode='reinstall'")
@@ -219,8 +213,8 @@ def _other_cni(name: str, *, live: bool = False) -> Exception:
                         hint="run lab 01 first, or recreate the cluster")
 
 
-def verify(backend: Backend) -> Sequence[Check]:
-    c: Any = backend.cluster  # type: ignore[attr-defined]
+def verify(backend: SimBackend) -> Sequence[Check]:
+    c = backend.cluster
     out = []
     calico_nodes = [sp for sp in c.pods.values() if sp.owner.endswith("/calico-node")]
     out.append(Check("calico-node pods Running",
