@@ -24,6 +24,7 @@ from typing import Any
 
 from labkit.display import Table, escape
 from labkit.display.render import Rendered
+from labkit.environments import load_versions as stage_versions
 from labkit.errors import ToolError, ToolNotFound
 from labkit.tools import process
 
@@ -69,8 +70,6 @@ def _read(path: str) -> str | None:
 
 def load_versions() -> dict[str, Any]:
     """environments/versions.yaml, read where every other part of labkit reads it."""
-    from labkit.environments import load_versions as stage_versions
-
     return stage_versions()
 
 

@@ -20,8 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
+
 from labkit.display import Table, escape, simulated_banner
 from labkit.errors import LabkitError
+from labkit.lab import choose_backend
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 #: A cell that runs longer than this gets a progress line (throttled), so papermill logs
@@ -98,8 +101,6 @@ class CourseReport:
 
 def parse_parameter(text: str) -> tuple[str, Any]:
     """``NAME=VALUE`` from the command line; VALUE is read as YAML (so 3, true, [a] work)."""
-    import yaml
-
     name, sep, raw = text.partition("=")
     if not sep or not name.isidentifier():
         raise LabkitError(
@@ -137,8 +138,6 @@ def find_notebook(name: Path | str, folder: Path = NOTEBOOKS_DIR) -> Path:
 
 def resolve_backend(backend: str) -> str:
     """What "auto" becomes here: the Lab's own rule (LABKIT_BACKEND, then Docker and kind)."""
-    from labkit.lab import choose_backend
-
     return choose_backend(backend)
 
 
@@ -235,7 +234,7 @@ def _fresh_sim_home(out: Path | None) -> Iterator[None]:
 
 def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: CourseReport,
              progress: _Progress, fail_fast: bool, timeout: float | None) -> None:
-    import papermill
+    import papermill  # lazy: heavy, optional (the 'lab' extra)
 
     for i, path in enumerate(paths, 1):
         target = out / path.name
@@ -271,7 +270,7 @@ def _declared(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:
     A course-wide ``-p SOLVE_EXERCISES=true`` must not make papermill warn on the
     notebooks that have no exercises.
     """
-    import papermill
+    import papermill  # lazy: heavy, optional (the 'lab' extra)
 
     try:
         declared = set(papermill.inspect_notebook(str(path)))

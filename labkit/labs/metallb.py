@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.addons import metallb
 from labkit.labs.flannel import CheckResult, _fail, not_attempted
+from labkit.tools import docker
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -27,8 +28,6 @@ def kind_subnet(lab: Lab) -> str:
     """The IPv4 subnet of the `kind` Docker network (the simulated one on sim)."""
     if lab.simulated:
         return metallb.SIM_KIND_SUBNET
-    from labkit.tools import docker
-
     return str(docker.network_ipv4_subnet())
 
 

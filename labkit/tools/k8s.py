@@ -61,8 +61,8 @@ def _status_message(exc: Any) -> str:
 
 def translate(exc: BaseException, what: str) -> LabkitError:
     """The LabkitError for a client exception raised while doing ``what``."""
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+    from kubernetes.client.exceptions import ApiException  # lazy: heavy (kind path)
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError  # lazy: heavy (kind path)
 
     if isinstance(exc, LabkitError):
         return exc
@@ -113,7 +113,7 @@ class KubeClient:
     """The real thing: a kubernetes ApiClient for one explicit context."""
 
     def __init__(self, context: str, kubeconfig: str | None = None) -> None:
-        from kubernetes import config
+        from kubernetes import config  # lazy: heavy (kind path)
 
         self.context = context
         with api_call(f"loading kube context {context}"):
@@ -124,14 +124,14 @@ class KubeClient:
     @property
     def dynamic(self) -> Any:
         if self._dynamic is None:
-            from kubernetes.dynamic import DynamicClient
+            from kubernetes.dynamic import DynamicClient  # lazy: heavy (kind path)
 
             with api_call("discovering the API server's resources"):
                 self._dynamic = DynamicClient(self.api_client)
         return self._dynamic
 
     def _resource(self, api_version: str, kind: str) -> Any:
-        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError  # lazy: heavy (kind path)
 
         try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -143,7 +143,7 @@ class KubeClient:
 
     def list(self, api_version: str, kind: str, namespace: str | None = None
              ) -> list[dict[str, Any]]:
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # lazy: heavy (kind path)
 
         with api_call(f"listing {kind}"):
             res = self._resource(api_version, kind)
@@ -162,7 +162,7 @@ class KubeClient:
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None
             ) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # lazy: heavy (kind path)
 
         with api_call(f"reading {kind} {name}"):
             res = self._resource(api_version, kind)
@@ -176,7 +176,7 @@ class KubeClient:
 
     def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply (idempotent, like ``kubectl apply --server-side``)."""
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # lazy: heavy (kind path)
 
         meta = doc.get("metadata") or {}
         with api_call(f"applying {describe(doc)}"):
@@ -196,7 +196,7 @@ class KubeClient:
             return dict(out.to_dict())
 
     def delete(self, doc: dict[str, Any]) -> bool:
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException  # lazy: heavy (kind path)
 
         meta = doc.get("metadata") or {}
         with api_call(f"deleting {describe(doc)}"):
@@ -220,7 +220,7 @@ class KubeClient:
         Channels are read with ``timeout=0``: after a timed-out run a blocking read
         would wait for the next frame, possibly for ever.
         """
-        from kubernetes import client, stream
+        from kubernetes import client, stream  # lazy: heavy (kind path)
 
         core = client.CoreV1Api(self.api_client)
         kwargs: dict[str, Any] = {"command": list(argv), "stderr": True, "stdin": False,

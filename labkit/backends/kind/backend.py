@@ -9,6 +9,7 @@ be run and sent.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,13 +22,18 @@ from labkit.backends.base import Backend, NodeRow, PodRow, T
 from labkit.backends.kind import capture as kind_capture
 from labkit.backends.kind import probe
 from labkit.backends.kind.guard import check_context, load_kubeconfig
+from labkit.course.images.pins import node_image_for_kind
 from labkit.environments import Stage, pinned
-from labkit.errors import ClusterError
+from labkit.errors import BackendUnsupported, ClusterError
+from labkit.matrix import Observation
 from labkit.model import ClusterState, ContainerPort, Namespace, Pod, Service, ServicePort, Traffic
+from labkit.policy import served_kinds
+from labkit.policy.kinds import parse_one
+from labkit.policy.state import add_policy
 from labkit.progress import Progress, wait_until
 from labkit.tools import kind as kind_tool
 from labkit.tools import process
-from labkit.tools.k8s import KubeApi, KubeClient
+from labkit.tools.k8s import KubeApi, KubeClient, describe
 
 if TYPE_CHECKING:
     from labkit.backends.sim.backend import SimBackend
@@ -67,8 +73,6 @@ class KindBackend(Backend):
     @property
     def kube(self) -> KubeApi:
         if self._kube is None:
-            import os
-
             ctx = check_context(self.kubeconfig_loader(), self.stage.cluster_name,
                                 requested=os.environ.get("LABKIT_CONTEXT"))
             self._kube = self.kube_factory(ctx.name)
@@ -104,8 +108,6 @@ class KindBackend(Backend):
             # with "cannot reach the API server" and a `docker ps` hint.
             report.update("exists, reusing it", force=True)
         else:
-            from labkit.course.images.pins import node_image_for_kind
-
             image, note = node_image_for_kind(str(pinned("kind", "node_image")), run=self.run)
             if note:
                 report.update(note, force=True)
@@ -137,15 +139,9 @@ class KindBackend(Backend):
         return None
 
     def served(self) -> set[tuple[str, str]]:
-        from labkit.policy import served_kinds
-
         return set(served_kinds(self.installed_cni()))
 
     def state(self) -> ClusterState:
-        from labkit.policy import served_kinds
-        from labkit.policy.kinds import parse_one
-        from labkit.policy.state import add_policy
-
         state = ClusterState(name=self.stage.cluster_name, pod_cidr=self.stage.pod_subnet,
                              service_cidr=self.stage.service_subnet)
         for d in self.kube.list("v1", "Namespace"):
@@ -174,8 +170,6 @@ class KindBackend(Backend):
     # -- changes -----------------------------------------------------------------------
     def apply_raw(self, docs: Sequence[dict[str, Any]]) -> list[str]:
         """Apply manifests labkit does not model (a CNI's DaemonSets, RBAC ...) as they are."""
-        from labkit.tools.k8s import describe
-
         out = []
         for doc in docs:
             self.kube.apply(doc)
@@ -186,8 +180,6 @@ class KindBackend(Backend):
         return self.apply_raw(docs)
 
     def delete(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
-        from labkit.tools.k8s import describe
-
         return [describe(d) for d in reversed(list(docs)) if self.kube.delete(d)]
 
     def wait_daemonset(self, namespace: str, name: str, *, timeout: float = 300,
@@ -240,9 +232,6 @@ class KindBackend(Backend):
 
     def observe(self, traffic: Sequence[Traffic], expected: dict[Traffic, bool]
                 ) -> dict[Traffic, Observation]:
-        from labkit.errors import BackendUnsupported
-        from labkit.matrix import Observation
-
         state = self.state()
         jobs: dict[str, list[tuple[Traffic, probe.Target]]] = {}
         for i, t in enumerate(traffic):

@@ -25,6 +25,7 @@ from labkit.capture.datapath import datapath_for
 from labkit.capture.result import Capture
 from labkit.capture.spec import BRIDGE, CaptureSpec, tcpdump_argv, traffic_text
 from labkit.capture.tcpdump import parse
+from labkit.environments import pinned
 from labkit.errors import ClusterError, LabkitError, ToolError
 from labkit.tools import process
 
@@ -55,8 +56,6 @@ def capture_argv(node: str, image: str, spec: CaptureSpec, flt: str, name: str, 
 
 def capture(backend: Any, spec: CaptureSpec, generate: Callable[[], Cell], *,
             start: Start | None = None, name: str = "") -> Capture:
-    from labkit.environments import pinned
-
     run, sleep = backend.run, backend.sleep
     state = backend.state()
     src, dst = state.pods.get(spec.source), state.pods.get(spec.destination)

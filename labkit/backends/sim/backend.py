@@ -27,7 +27,11 @@ from labkit.backends.sim.cluster import CniRecord, SimCluster
 from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
 from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
-from labkit.model import ClusterState, Deployment, Namespace, Pod, Secret, Service, Traffic
+from labkit.matrix import Observation
+from labkit.model import ClusterState, Denial, Deployment, Namespace, Pod, Secret, Service, Traffic
+from labkit.policy import Engine, add_policy, served_kinds
+from labkit.policy.kinds import parse_one
+from labkit.policy.state import identity
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
@@ -119,8 +123,6 @@ class SimBackend(Backend):
         return self.cluster.state()
 
     def served(self) -> set[tuple[str, str]]:
-        from labkit.policy import served_kinds
-
         cni = self.installed_cni()
         return set(served_kinds(cni)) | self.cluster.extra_served
 
@@ -132,9 +134,6 @@ class SimBackend(Backend):
 
     def _apply(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
-        from labkit.policy import add_policy
-        from labkit.policy.state import identity
-
         manifests = _policy_manifests(docs)
         done = []
         for obj in objects:
@@ -164,8 +163,6 @@ class SimBackend(Backend):
 
     def _delete(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
-        from labkit.policy.state import identity
-
         done = []
         for obj in objects:
             found = False
@@ -217,9 +214,6 @@ class SimBackend(Backend):
     # -- traffic -----------------------------------------------------------------------
     def observe(self, traffic: Sequence[Traffic], expected: dict[Traffic, bool]
                 ) -> dict[Traffic, Observation]:
-        from labkit.matrix import Observation
-        from labkit.policy import Engine
-
         cni = self.installed_cni()
         if cni is None:
             raise ClusterError("no CNI is installed: pods have no network [simulated]",
@@ -232,8 +226,6 @@ class SimBackend(Backend):
             broken = "" if t.source == t.destination else \
                 cut.get(t.source) or cut.get(t.destination)
             if broken:  # no route at all, whatever the policies say (a pod still reaches itself)
-                from labkit.model import Denial
-
                 out[t] = Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
             elif refused:
                 out[t] = Observation(False, None, refused, 1, True)
@@ -285,9 +277,6 @@ def _refused(state: ClusterState, t: Traffic) -> str:
 def _policy_manifests(docs: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
     """The manifest behind each policy in ``docs`` (already validated by the Lab), by identity:
     policies are saved as what was applied and parsed again on load."""
-    from labkit.policy.kinds import parse_one
-    from labkit.policy.state import identity
-
     model = (Namespace, Deployment, Pod, Service, Secret)
     return {identity(obj): copy.deepcopy(doc) for doc in docs
             for obj in parse_one(doc, "<applied>")
@@ -318,9 +307,6 @@ def current(stage: Stage) -> SimCluster | None:
 
 
 def _load(stage: Stage, path: Path) -> SimCluster | None:
-    from labkit.policy import add_policy
-    from labkit.policy.state import identity
-
     try:
         data, text, sig = store.read(path)
         cluster, policies = snapshot.load(data, str(path))
@@ -347,8 +333,6 @@ def _register(cluster: SimCluster) -> None:
 
 def save(cluster: SimCluster) -> None:
     """Write the cluster to its state file if it changed (atomically; see store.write)."""
-    from labkit.policy.state import identity
-
     docs: list[dict[str, Any]] = []
     for policy in cluster.policies:
         doc = cluster.policy_docs.get(identity(policy))

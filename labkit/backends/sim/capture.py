@@ -38,6 +38,7 @@ from labkit.capture.datapath import VXLAN_OVERHEAD, Datapath, datapath_for, wire
 from labkit.capture.result import Capture
 from labkit.capture.spec import BRIDGE, CaptureSpec, tcpdump_argv, traffic_text
 from labkit.capture.tcpdump import parse
+from labkit.environments import pinned
 from labkit.errors import ClusterError
 from labkit.model import Denial, HttpRequest
 
@@ -155,8 +156,6 @@ def conversation(cell: Cell, http: HttpRequest, server: End, backend: Any) -> li
 
 
 def _request(http: HttpRequest, server: End, backend: Any) -> str:
-    from labkit.environments import pinned
-
     agent = str(pinned("images", "curl")).rsplit(":", 1)[-1]
     host = http.host or f"{server.ip}:{server.port}"
     return (f"{http.method} {http.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/{agent}"

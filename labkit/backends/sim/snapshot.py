@@ -26,6 +26,7 @@ from labkit.backends.sim.controllers import SimAllocator
 from labkit.backends.sim.ipam import CalicoIpam, NodeRangeIpam
 from labkit.environments import Stage
 from labkit.errors import ClusterError
+from labkit.policy.kinds import parse_one
 
 #: Bumped whenever the layout changes; files of another format are refused, not guessed at.
 FORMAT = "labkit-sim-cluster/v1"
@@ -174,8 +175,6 @@ def load(data: dict[str, Any], source: str) -> tuple[SimCluster, list[tuple[Any,
     Raises ValueError/KeyError/TypeError on a malformed file and LabkitError
     (ManifestError) when a stored policy no longer parses; the caller wraps both.
     """
-    from labkit.policy.kinds import parse_one
-
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"format is {found!r}, this labkit reads {FORMAT!r}")

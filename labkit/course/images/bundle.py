@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.backends.kind.guard import check_context, load_kubeconfig
 from labkit.course.images import listing as listing_mod
 from labkit.course.images import pins as image_pins
 from labkit.course.images.listing import (
@@ -34,6 +35,7 @@ from labkit.course.images.listing import (
 )
 from labkit.environments import Stage, pinned
 from labkit.errors import LabkitError, ToolError, ToolNotFound
+from labkit.tools import kind as kind_tool
 from labkit.tools import process
 
 
@@ -210,9 +212,6 @@ def _loaded(stdout: str) -> list[str]:
 def _kind_steps(path: Path, stages: Sequence[str], run: Runner,
                 kubeconfig_loader: Callable[[], dict[str, Any]],
                 which: Callable[[str], str | None]) -> Iterator[KindStep]:
-    from labkit.backends.kind.guard import check_context
-    from labkit.tools import kind as kind_tool
-
     seen: set[str] = set()
     clusters: list[str] | None = None
     for name in stages:
@@ -252,8 +251,6 @@ def load(path: Path, stages: Sequence[str] | None = None, *, run: Runner = proce
     """``docker load -i PATH`` and record the bundle's pins under ``$LABKIT_HOME/images``;
     then ``kind load image-archive`` into each stage's cluster that exists and that the
     context guard accepts."""
-    from labkit.backends.kind.guard import load_kubeconfig
-
     if not path.is_file():
         raise LabkitError(f"no image bundle at {path}",
                           hint="make one with `labkit images save --output FILE` on a "
