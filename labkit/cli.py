@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.backends.sim.store import folder
-from labkit.course.doctor import run_doctor
+from labkit.course import doctor
 from labkit.course.images.cli import register as register_images
 from labkit.course.runner import parse_parameter, run_course
 from labkit.errors import LabkitError
@@ -33,7 +33,7 @@ def _render(obj: Any, output: str) -> str:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_doctor(args: argparse.Namespace) -> int:
-    report = run_doctor()
+    report = doctor.run_doctor()
     print(_render(report, args.output))
     return 0 if report.ok else 1
 
