@@ -17,7 +17,15 @@ from dataclasses import dataclass
 
 from labkit import cnis
 from labkit.errors import ManifestError
-from labkit.model import ClusterState, Denial, HttpRequest, Traffic, Verdict, parse_endpoint
+from labkit.model import (
+    ClusterState,
+    Denial,
+    HttpRequest,
+    Traffic,
+    Verdict,
+    parse_endpoint,
+    split_cluster,
+)
 from labkit.policy import kubernetes
 from labkit.policy.calico import tiers as calico
 from labkit.policy.cilium import decide as cilium
@@ -163,6 +171,15 @@ class Engine:
         except ValueError as exc:
             raise ManifestError(str(exc), field=field,
                                 hint="write 'namespace/pod' or 'ip:ADDRESS'") from exc
+        if kind == "pod":
+            cluster, key = split_cluster(key)
+            if cluster and cluster != self.state.name:
+                raise ManifestError(
+                    f"{text} is in cluster {cluster}; this engine judges cluster "
+                    f"{self.state.name}", field=field,
+                    hint="judge each cluster's traffic with its own state (labkit does not "
+                    "model ClusterMesh across clusters yet)")
+            text = key
         if kind == "pod" and key not in self.u.by_key:
             known = ", ".join(sorted(self.state.pods)[:8])
             raise ManifestError(f"no pod {key} in the cluster", field=field,
