@@ -1,68 +1,36 @@
 """Lab 02 (Flannel -> Calico): the starting state, self-checks and the closing check.
 
-Like labkit.checks, every check probes traffic and raises CheckFailed with a hint
-when the behaviour is missing; an exercise left empty is "not attempted".
+Like every lab's checks (labkit.labs.common), each check probes traffic and raises
+CheckFailed with a hint when the behaviour is missing; an exercise left empty is "not
+attempted". The course set-up lab 03 also uses (ensure_calico) lives in labs.common.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.cni.calico import recipe as calico
-from labkit.environments import environments_dir
 from labkit.errors import CheckFailed
-from labkit.labs.flannel import CheckResult, _describe, _fail, not_attempted, remove_policies
+from labkit.labs.common import (
+    EXERCISE_POLICY,
+    LAB01_POLICY,
+    POLICIES,
+    CheckResult,
+    clean_slate,
+    describe,
+    ensure_calico,
+    ensure_lab01,
+    fail,
+    not_attempted,
+)
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
 
-POLICIES = environments_dir() / "policies"
-LAB01_POLICY = POLICIES / "shop-db-from-api-only.yaml"
-#: Every policy folder or file lab 02 applies, in the order a clean slate deletes them.
-LAB02_POLICIES = (POLICIES / "calico-tiers", POLICIES / "calico", POLICIES / "shop",
-                  LAB01_POLICY)
-EXERCISE_POLICY = "security.db-no-egress"
-
-
-def ensure_lab01(lab: Lab) -> str:
-    """The cluster lab 01 ends with (Flannel, the shop, the db policy), or what followed it.
-
-    Idempotent: an existing cluster is reused, whatever lab ran last; a fresh sim
-    kernel (or a deleted kind cluster) is rebuilt the way lab 01 builds it.
-    """
-    lab.up()
-    if lab.cni is None:
-        lab.install_cni("flannel").raise_for_failure()
-    lab.deploy_shop()
-    clean_slate(lab)  # whatever an earlier run (or the learner) left behind
-    lab.apply(LAB01_POLICY)
-    return f"cluster {lab.cluster_name}: CNI {lab.cni}, shop deployed, {LAB01_POLICY.name} applied"
-
-
-def ensure_calico(lab: Lab) -> str:
-    """Lab 02's end state (Calico, workloads restarted), for lab 03 and later."""
-    ensure_lab01(lab)
-    if lab.cni != "calico":
-        calico.RECIPE.migrate(lab)
-    clean_slate(lab)
-    return f"cluster {lab.cluster_name}: CNI {lab.cni}, shop deployed, no lab policy applied"
-
-
-def clean_slate(lab: Lab) -> list[str]:
-    """Delete every policy lab 02 applies (an earlier run's included), and the exercise's."""
-    removed: list[str] = []
-    stub = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
-            "metadata": {"name": EXERCISE_POLICY},
-            "spec": {"tier": "security", "selector": "all()"}}
-    if lab.cni == "calico":
-        removed += lab.delete([stub])
-        for path in LAB02_POLICIES:
-            removed += lab.delete(Path(path))
-    removed += remove_policies(lab)
-    return removed
-
+__all__ = ["POLICIES", "address_table", "calico_goal", "clean_slate", "dns_reachable",
+           "ensure_calico", "ensure_lab01", "exercise_db_no_egress", "policy_enforced",
+           "stale_pods", "stale_pods_cut_off", "tier_outcomes"]
 
 def address_table(lab: Lab) -> list[dict[str, Any]]:
     """The shop's pods with their node and the /26 block (Calico) their address falls in."""
@@ -91,10 +59,10 @@ def stale_pods_cut_off(lab: Lab) -> CheckResult:
               and p.namespace in ("shop-web", "shop-api")]
     cell = lab.probe(stale[0], others[0])
     if cell.seen.allowed:
-        raise _fail(name, f"{_describe(cell)} still connects",
+        raise fail(name, f"{describe(cell)} still connects",
                     "the stale pod should lose its network once Flannel's devices are gone")
     return CheckResult(name, True, f"{len(stale)} pods keep their Flannel address and reach "
-                       "nothing until restarted", [_describe(cell)], lab.simulated)
+                       "nothing until restarted", [describe(cell)], lab.simulated)
 
 
 def policy_enforced(lab: Lab, source: str = "shop-web/frontend",
@@ -103,13 +71,13 @@ def policy_enforced(lab: Lab, source: str = "shop-web/frontend",
     name = "NetworkPolicy enforced"
     cell = lab.probe(source, destination, port)
     if cell.expected.allowed:
-        raise _fail(name, f"{_describe(cell)}: no applied policy blocks it",
+        raise fail(name, f"{describe(cell)}: no applied policy blocks it",
                     f"apply {LAB01_POLICY.name} first")
     if cell.seen.allowed:
-        raise _fail(name, f"{_describe(cell)}: the connection is still open",
+        raise fail(name, f"{describe(cell)}: the connection is still open",
                     "is Calico running and were the pods restarted? lab.verify_cni()")
     return CheckResult(name, True, f"{lab.cni} blocks what the policy blocks",
-                       [_describe(cell), *cell.expected.reasons], lab.simulated)
+                       [describe(cell), *cell.expected.reasons], lab.simulated)
 
 
 def dns_reachable(lab: Lab, source: str = "shop-web/frontend", *, open: bool = True
@@ -121,10 +89,10 @@ def dns_reachable(lab: Lab, source: str = "shop-web/frontend", *, open: bool = T
     cell = lab.probe(source, dns[0], 53, "UDP")
     name = f"DNS from {source} {'works' if open else 'is blocked'}"
     if cell.seen.allowed != open or cell.expected.allowed != open:
-        raise _fail(name, _describe(cell),
+        raise fail(name, describe(cell),
                     "a default deny must allow egress to kube-dns on UDP and TCP 53"
                     if open else "this policy was supposed to forget the DNS exception")
-    return CheckResult(name, True, _describe(cell), list(cell.expected.reasons), lab.simulated)
+    return CheckResult(name, True, describe(cell), list(cell.expected.reasons), lab.simulated)
 
 
 def tier_outcomes(lab: Lab) -> CheckResult:
@@ -138,11 +106,11 @@ def tier_outcomes(lab: Lab) -> CheckResult:
     for src, want, action in cases:
         cell = lab.probe(src, db, 8080)
         if cell.expected.allowed != want or cell.seen.allowed != want:
-            raise _fail(name, f"{action}: {_describe(cell)}",
+            raise fail(name, f"{action}: {describe(cell)}",
                         "apply environments/policies/calico-tiers/ (the Tier, its two "
                         "policies and the broad NetworkPolicy)")
         why = next((r for r in cell.expected.reasons if "ingress" in r), "")
-        details.append(f"{action}: {_describe(cell)} — {why}")
+        details.append(f"{action}: {describe(cell)} — {why}")
     return CheckResult(name, True, "the security tier decides before the default tier",
                        details, lab.simulated)
 
@@ -156,37 +124,37 @@ def exercise_db_no_egress(lab: Lab, manifest: Any) -> CheckResult:
     db, api = lab.resolve("shop-api/db"), lab.resolve("shop-api/api")
     out, back = lab.probe(db, api, 8080), lab.probe(api, db, 8080)
     if out.seen.allowed or out.expected.allowed:
-        raise _fail(name, f"the database still connects: {_describe(out)}",
+        raise fail(name, f"the database still connects: {describe(out)}",
                     f"name it {EXERCISE_POLICY}, tier security, selector app == \"db\", "
                     "types [Egress], one egress rule with action Deny")
     if not back.seen.allowed:
-        raise _fail(name, f"the API lost the database: {_describe(back)}",
+        raise fail(name, f"the API lost the database: {describe(back)}",
                     "deny only the database's egress: its ingress (and the answers to "
                     "connections it accepts) must keep working")
     return CheckResult(name, True, "the database reaches nobody, and still answers the API",
-                       [_describe(out), _describe(back)], lab.simulated)
+                       [describe(out), describe(back)], lab.simulated)
 
 
 def calico_goal(lab: Lab) -> CheckResult:
     """Lab 02 reached its goal: Calico runs, every pod moved, policies mean what they do."""
     name = "lab 02 (Calico)"
     if lab.cni != "calico":
-        raise _fail(name, f"the installed CNI is {lab.cni or 'none'}, not calico",
+        raise fail(name, f"the installed CNI is {lab.cni or 'none'}, not calico",
                     "run the migration cell (calico.RECIPE.migrate(lab))")
     verification = lab.verify_cni()
     if not verification.ok:
-        raise _fail(name, verification.to_text(), "lab.status() shows nodes and pods")
+        raise fail(name, verification.to_text(), "lab.status() shows nodes and pods")
     left = stale_pods(lab)
     if left:
-        raise _fail(name, f"pods still on Flannel addresses: {', '.join(left[:5])}",
+        raise fail(name, f"pods still on Flannel addresses: {', '.join(left[:5])}",
                     "run calico.RECIPE.restart_workloads(lab)")
     matrix = lab.matrix(title="lab 02 closing check")
     blocked = [c for c in matrix.cells.values() if not c.expected.allowed]
     if not blocked:
-        raise _fail(name, "no applied policy blocks any shop connection",
+        raise fail(name, "no applied policy blocks any shop connection",
                     "apply the lab's policies (section 6 or 7)")
     if matrix.diff():
-        raise _fail(name, f"{len(matrix.diff())} cells differ: {_describe(matrix.diff()[0])}",
+        raise fail(name, f"{len(matrix.diff())} cells differ: {describe(matrix.diff()[0])}",
                     "on Calico expected and observed agree; a difference is a finding")
     return CheckResult(name, True, f"Calico enforces all {len(blocked)} blocked connections; "
                        "observed equals expected", [verification.to_text().splitlines()[0],

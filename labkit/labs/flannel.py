@@ -1,94 +1,47 @@
-"""Learner self-checks and closing checks: they test *behaviour* (probes), not objects.
+"""Lab 01 (Flannel): self-checks and the closing check; they test *behaviour* (probes).
 
-Each check returns a :class:`CheckResult` (text in a terminal, HTML in Jupyter,
-JSON) when the behaviour is there, and raises :class:`~labkit.errors.CheckFailed`
-with a hint that points at the fix when it is not. An exercise the learner has
-not attempted (answer ``None``) is reported as "not attempted" and does not fail,
-so a notebook runs green top to bottom before the learner writes anything.
+The result type and the checks every lab shares are in :mod:`labkit.labs.common`;
+the ones the notebook calls through this module (``checks.connection``,
+``checks.exercise_prediction``, ``checks.remove_policies``) are listed in ``__all__``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labkit.cnis import CNIS
-from labkit.display import escape, simulated_banner
-from labkit.display.render import Rendered
-from labkit.errors import CheckFailed
+from labkit.labs.common import (
+    SHOP_APPS,
+    SHOP_PORT,
+    CheckResult,
+    connection,
+    describe,
+    exercise_prediction,
+    fail,
+    not_attempted,
+    remove_policies,
+)
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
-    from labkit.matrix import Cell
 
 #: Flannel's VXLAN backend sends on UDP 8472 (the Linux kernel's default port, which
 #: Flannel keeps; chart values in cni-ground-truth.md §3).
 FLANNEL_VXLAN_PORT = CNIS["flannel"].datapath.vxlan_port
-SHOP_APPS = ("shop-web/frontend", "shop-api/api", "shop-api/db")
-SHOP_PORT = 8080
-
-
-@dataclass(repr=False)
-class CheckResult(Rendered):
-    name: str
-    passed: bool | None  # None: the learner has not attempted it yet
-    message: str
-    details: list[str] = field(default_factory=list)
-    simulated: bool = False
-
-    @property
-    def mark(self) -> str:
-        return {True: "PASSED", False: "FAILED", None: "NOT ATTEMPTED"}[self.passed]
-
-    def to_text(self) -> str:
-        lines = [f"[{self.mark}] {self.name}: {self.message}", *(f"  - {d}" for d in self.details)]
-        if self.simulated:
-            lines.append(f"  ({simulated_banner(True, 'The probes behind this check')})")
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        colour = {True: "#1a7f37", False: "#cf222e", None: "#9a6700"}[self.passed]
-        items = "".join(f"<li>{escape(d)}</li>" for d in self.details)
-        sim = (f"<p><i>{escape(simulated_banner(True, 'The probes behind this check'))}</i></p>"
-               if self.simulated else "")
-        return (f'<div style="border-left:4px solid {colour};padding-left:8px">'
-                f'<b style="color:{colour}">{self.mark}</b> <b>{escape(self.name)}</b>: '
-                f"{escape(self.message)}<ul>{items}</ul>{sim}</div>")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "message": self.message,
-                "details": list(self.details), "simulated": self.simulated}
-
-
-def _fail(name: str, message: str, hint: str) -> CheckFailed:
-    return CheckFailed(f"{name}: {message}", hint=hint)
-
-
-def not_attempted(name: str, todo: str) -> CheckResult:
-    """An exercise's check before the learner has written anything: what to write, where."""
-    return CheckResult(name, None, f"{todo} and run this cell again (or set SOLVE_EXERCISES = "
-                       "True to run the reference solution)")
-
-
-def _verdict(allowed: bool) -> str:
-    return "open" if allowed else "blocked"
-
-
-def _describe(cell: Cell) -> str:
-    observed = _verdict(cell.seen.allowed) if cell.observed else "not probed"
-    return (f"{cell.source} -> {cell.destination}:{cell.port}/{cell.protocol}: expected "
-            f"{_verdict(cell.expected.allowed)}, observed {observed}")
+__all__ = ["FLANNEL_VXLAN_PORT", "CheckResult", "connection", "exercise_api_from_frontend_only",
+           "exercise_prediction", "flannel_goal", "nodes_ready", "overlay_path",
+           "pods_in_node_ranges", "policy_ignored", "remove_policies", "vxlan_seen"]
 
 
 # -- cluster ----------------------------------------------------------------------------------
 def nodes_ready(lab: Lab) -> CheckResult:
     nodes = lab.status().nodes
     if not nodes:
-        raise _fail("nodes Ready", "the cluster has no nodes", "run lab.up() first")
+        raise fail("nodes Ready", "the cluster has no nodes", "run lab.up() first")
     waiting = [n for n in nodes if not n.ready]
     if waiting:
-        raise _fail("nodes Ready", f"{len(waiting)} of {len(nodes)} nodes are NotReady: "
+        raise fail("nodes Ready", f"{len(waiting)} of {len(nodes)} nodes are NotReady: "
                     f"{waiting[0].name}: {waiting[0].message or 'no message'}",
                     "a node is Ready only once a CNI is installed: lab.install_cni('flannel')")
     return CheckResult("nodes Ready", True, f"{len(nodes)} of {len(nodes)} nodes are Ready",
@@ -101,7 +54,7 @@ def pods_in_node_ranges(lab: Lab) -> CheckResult:
     cidrs = {n.name: n.pod_cidr for n in lab.nodes()}
     pods = [p for p in lab.pods() if p.ip and not p.host_network]
     if not pods:
-        raise _fail("pod addresses", "no pod on the pod network has an address yet",
+        raise fail("pod addresses", "no pod on the pod network has an address yet",
                     "install a CNI and deploy the shop: lab.install_cni('flannel'); "
                     "lab.deploy_shop()")
     details, wrong = [], []
@@ -113,25 +66,12 @@ def pods_in_node_ranges(lab: Lab) -> CheckResult:
         if not inside:
             wrong.append(p.key)
     if wrong:
-        raise _fail("pod addresses", f"{len(wrong)} pods have addresses outside their node's "
+        raise fail("pod addresses", f"{len(wrong)} pods have addresses outside their node's "
                     f"podCIDR, e.g. {wrong[0]}",
                     "pods started before the CNI keep stale addresses: restart them "
                     "(delete the pods; their Deployment recreates them)")
     return CheckResult("pod addresses", True, f"all {len(pods)} pods on the pod network have an "
                        "address from their node's podCIDR", details, lab.simulated)
-
-
-def connection(lab: Lab, source: str, destination: str, port: int = SHOP_PORT, *,
-               open: bool = True) -> CheckResult:
-    """Probe one connection and require it to be open (or blocked)."""
-    cell = lab.probe(source, destination, port)
-    name = f"{source} -> {destination}:{port}"
-    if cell.seen.allowed != open:
-        raise _fail(name, f"observed {_verdict(cell.seen.allowed)}, wanted "
-                    f"{_verdict(open)} ({cell.seen.detail or 'no detail'})",
-                    "lab.status() shows whether the pods are Running and addressed")
-    return CheckResult(name, True, f"observed {_verdict(open)} after "
-                       f"{cell.seen.attempts} attempt(s)", [_describe(cell)], lab.simulated)
 
 
 def policy_ignored(lab: Lab, source: str, destination: str, port: int = SHOP_PORT
@@ -140,14 +80,14 @@ def policy_ignored(lab: Lab, source: str, destination: str, port: int = SHOP_POR
     cell = lab.probe(source, destination, port)
     name = "policy ignored by the CNI"
     if cell.expected.allowed:
-        raise _fail(name, f"{_describe(cell)}: no applied policy blocks this connection",
+        raise fail(name, f"{describe(cell)}: no applied policy blocks this connection",
                     "apply the lab's NetworkPolicy first (the cell that calls lab.apply)")
     if not cell.seen.allowed:
-        raise _fail(name, f"{_describe(cell)}: the CNI enforced the policy ({lab.cni})",
+        raise fail(name, f"{describe(cell)}: the CNI enforced the policy ({lab.cni})",
                     "this lesson needs Flannel, which enforces no policy; kind's default "
                     "kindnetd does enforce NetworkPolicy")
     return CheckResult(name, True, f"{lab.cni} let the connection through although the "
-                       "policy blocks it", [_describe(cell), *cell.expected.reasons],
+                       "policy blocks it", [describe(cell), *cell.expected.reasons],
                        lab.simulated)
 
 
@@ -168,40 +108,19 @@ def exercise_api_from_frontend_only(lab: Lab, manifest: Any) -> CheckResult:
              for src in ("shop-web/frontend", "shop-api/db")}
     front, db = cells["shop-web/frontend"], cells["shop-api/db"]
     if not front.expected.allowed:
-        raise _fail(name, f"your policy blocks the frontend: {_describe(front)}",
+        raise fail(name, f"your policy blocks the frontend: {describe(front)}",
                     "a podSelector alone only matches pods in the policy's own namespace "
                     "(shop-api); put a namespaceSelector (matchLabels: "
                     "{kubernetes.io/metadata.name: shop-web}) and the podSelector "
                     "app: frontend in the SAME `from` item")
     if db.expected.allowed:
-        raise _fail(name, f"your policy lets the database in: {_describe(db)}",
+        raise fail(name, f"your policy lets the database in: {describe(db)}",
                     "the policy must select the API pods (metadata.namespace: shop-api, "
                     "spec.podSelector: {matchLabels: {app: api}}) and allow only the frontend")
-    details = [_describe(front), _describe(db)]
+    details = [describe(front), describe(db)]
     if lab.cni == "flannel" and db.observed and db.observed.allowed:
         details.append("observed stays open: Flannel does not enforce NetworkPolicy")
     return CheckResult(name, True, "your policy means what the exercise asks", details,
-                       lab.simulated)
-
-
-def exercise_prediction(lab: Lab, prediction: str | None, source: str = "shop-api/db",
-                        destination: str = "shop-api/api", port: int = SHOP_PORT
-                        ) -> CheckResult:
-    """Exercise: predict whether a connection is open or blocked, then a probe decides."""
-    name = f"exercise 2: predict {source} -> {destination}:{port}"
-    if prediction is None:
-        return CheckResult(name, None, "set PREDICTION to 'open' or 'blocked' and run this "
-                           "cell again")
-    if prediction not in ("open", "blocked"):
-        raise _fail(name, f"PREDICTION is {prediction!r}", "write 'open' or 'blocked'")
-    cell = lab.probe(source, destination, port)
-    seen = _verdict(cell.seen.allowed)
-    if seen != prediction:
-        raise _fail(name, f"you predicted {prediction}, the probe saw {seen} "
-                    f"({_describe(cell)})",
-                    "expected is what the policies mean; observed is what the CNI does. "
-                    f"Which policies does {lab.cni} enforce?")
-    return CheckResult(name, True, f"right: the probe saw {seen}", [_describe(cell)],
                        lab.simulated)
 
 
@@ -210,7 +129,7 @@ def flannel_goal(lab: Lab) -> CheckResult:
     """Lab 01 reached its goal: Flannel runs, pods are addressed per node, policies are ignored."""
     name = "lab 01 (Flannel)"
     if lab.cni != "flannel":
-        raise _fail(name, f"the installed CNI is {lab.cni or 'none'}, not flannel",
+        raise fail(name, f"the installed CNI is {lab.cni or 'none'}, not flannel",
                     "run the notebook from the top: lab.install_cni('flannel')")
     ready = nodes_ready(lab)
     addresses = pods_in_node_ranges(lab)
@@ -219,13 +138,13 @@ def flannel_goal(lab: Lab) -> CheckResult:
     matrix = lab.matrix(title="lab 01 closing check")
     blocked = [c for c in matrix.cells.values() if not c.expected.allowed]
     if not blocked:
-        raise _fail(name, "no applied policy blocks any shop connection",
+        raise fail(name, "no applied policy blocks any shop connection",
                     "apply the lab's NetworkPolicy (environments/policies/"
                     "shop-db-from-api-only.yaml)")
     enforced = [c for c in matrix.cells.values() if c.observed and not c.observed.allowed]
     if enforced:
-        raise _fail(name, f"{len(enforced)} connections were blocked, e.g. "
-                    f"{_describe(enforced[0])}",
+        raise fail(name, f"{len(enforced)} connections were blocked, e.g. "
+                    f"{describe(enforced[0])}",
                     "Flannel enforces no policy: if traffic is blocked, something else is "
                     "wrong (pods not Ready? `lab.status()`)")
     return CheckResult(
@@ -253,29 +172,13 @@ def overlay_path(lab: Lab, source: str, destination: str, port: int = SHOP_PORT)
     ]
 
 
-def remove_policies(lab: Lab, namespaces: tuple[str, ...] = ("shop-web", "shop-api")
-                    ) -> list[str]:
-    """Delete every Kubernetes NetworkPolicy in ``namespaces`` (a notebook's clean slate).
-
-    Re-running a notebook must start from the state its narrative describes, whatever
-    policies an earlier run (or the learner) left behind, whatever their names.
-    """
-    stubs = [
-        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-         "metadata": {"name": p.name, "namespace": p.namespace}, "spec": {"podSelector": {}}}
-        for p in lab.impl.state().policies
-        if getattr(p, "kind", "") == "NetworkPolicy" and getattr(p, "namespace", "") in namespaces
-    ]
-    return lab.delete(stubs) if stubs else []
-
-
 def vxlan_seen(capture: Any, port: int | None = FLANNEL_VXLAN_PORT) -> CheckResult:
     """A capture between two nodes shows the pods' traffic wrapped in VXLAN on UDP ``port``."""
     name = f"VXLAN on UDP {port}"
     key = f"UDP/{port}"
     if capture.empty or key not in capture.counts():
         seen = ", ".join(f"{k} x{n}" for k, n in capture.counts().items()) or "no packets"
-        raise _fail(name, f"the capture on {capture.node or '?'} saw {seen}",
+        raise fail(name, f"the capture on {capture.node or '?'} saw {seen}",
                     "capture on the SOURCE pod's node, between pods on different nodes "
                     "(same-node traffic never enters the overlay); notes: "
                     + ("; ".join(capture.notes) or "none"))

@@ -6,7 +6,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from labkit.addons import metallb
-from labkit.labs.flannel import CheckResult, _fail, not_attempted
+from labkit.labs.common import CheckResult, fail, not_attempted
 from labkit.tools import docker
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def external_ip_pending(lab: Lab, service: str = SERVICE) -> CheckResult:
                            f"the Service has {ip or 'no address yet'}; on a cluster without it "
                            "the address stays <pending>", [], lab.simulated)
     if ip:
-        raise _fail(name, f"the Service has {ip} although nothing implements LoadBalancer",
+        raise fail(name, f"the Service has {ip} although nothing implements LoadBalancer",
                     "is another load-balancer controller (cloud-provider-kind?) running?")
     return CheckResult(name, True, "<pending>: kind has no cloud provider to give it an "
                        "address", [], lab.simulated)
@@ -52,12 +52,12 @@ def external_ip_assigned(lab: Lab, service: str = SERVICE) -> CheckResult:
     ip = metallb.external_ip(lab, service)
     first, last = metallb.pool_range(kind_subnet(lab))
     if not ip:
-        raise _fail(name, "still <pending>", "MetalLB needs its IPAddressPool and "
+        raise fail(name, "still <pending>", "MetalLB needs its IPAddressPool and "
                     "L2Advertisement: run metallb.install(lab); `kubectl -n metallb-system logs "
                     "deploy/controller` tells why it did not assign one")
     low, got, high = (ipaddress.ip_address(a) for a in (first, ip, last))
     if not (low.version == got.version == high.version and int(low) <= int(got) <= int(high)):
-        raise _fail(name, f"{ip} is outside the pool {first}-{last}",
+        raise fail(name, f"{ip} is outside the pool {first}-{last}",
                     "another IPAddressPool may exist: `kubectl -n metallb-system get "
                     "ipaddresspools`")
     return CheckResult(name, True, f"{ip} (pool {first}-{last})", [], lab.simulated)
@@ -68,10 +68,10 @@ def reached_from_outside(lab: Lab, service: str = SERVICE, port: int = 80) -> Ch
     name = f"{service} reached from outside the cluster"
     ip = metallb.external_ip(lab, service)
     if not ip:
-        raise _fail(name, "the Service has no external IP", "install MetalLB first")
+        raise fail(name, "the Service has no external IP", "install MetalLB first")
     result = metallb.reach(lab, ip, port)
     if not result.ok:
-        raise _fail(name, result.to_text(),
+        raise fail(name, result.to_text(),
                     "is a policy blocking the frontend's ingress? On Docker Desktop the host "
                     "cannot reach the address: the request must come from the kind network")
     client = "a simulated client on the kind network" if result.via == "simulated" else result.via
@@ -89,7 +89,7 @@ def exercise_api_lb(lab: Lab, manifest: Any) -> CheckResult:
         assigned = external_ip_assigned(lab, EXERCISE_SERVICE)
         reached = reached_from_outside(lab, EXERCISE_SERVICE, 8080)
     except Exception as exc:
-        raise _fail(name, str(exc), f"name it {EXERCISE_SERVICE.split('/')[1]} in namespace "
+        raise fail(name, str(exc), f"name it {EXERCISE_SERVICE.split('/')[1]} in namespace "
                     "shop-api, type LoadBalancer, selector app: api, port 8080 -> "
                     "targetPort http") from exc
     return CheckResult(name, True, "a second address from the pool, and it answers",
@@ -100,9 +100,9 @@ def metallb_goal(lab: Lab) -> CheckResult:
     """Lab 03 reached its goal: the frontend has a pool address that answers from outside."""
     name = "lab 03 (MetalLB)"
     if lab.cni != "calico":
-        raise _fail(name, f"the CNI is {lab.cni or 'none'}", "run lab 02 first")
+        raise fail(name, f"the CNI is {lab.cni or 'none'}", "run lab 02 first")
     if not installed(lab):
-        raise _fail(name, "MetalLB is not installed", "run metallb.install(lab)")
+        raise fail(name, "MetalLB is not installed", "run metallb.install(lab)")
     assigned = external_ip_assigned(lab)
     reached = reached_from_outside(lab)
     return CheckResult(name, True, "MetalLB gave the frontend an address on the kind network, "
