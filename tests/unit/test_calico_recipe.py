@@ -366,3 +366,20 @@ def test_verify_after_the_live_migration_reads_calico_node_not_tigerastatus():
     kube.add("TigeraStatus", {"metadata": {"name": "calico"}, **_status(True)})
     names = [c.name for c in calico.RECIPE.verify_kind(SimpleNamespace(kube=kube))]
     assert names[:2] == ["TigeraStatus calico Available", "TigeraStatus apiserver Available"]
+
+
+def test_the_sim_runs_the_calico_api_server_in_calico_system(monkeypatch):
+    """Operator v1.44 puts the API server in calico-system (ground truth §1, labkit.cnis)."""
+    from labkit import Lab
+    from labkit.backends.sim.backend import CLUSTERS
+
+    monkeypatch.setenv("LABKIT_PROGRESS", "off")
+    CLUSTERS.clear()
+    lab = Lab("flannel", backend="sim")
+    lab.up()
+    lab.install_cni("flannel")
+    calico.RECIPE.migrate(lab)
+    apiserver = [p for p in lab.pods() if p.name.startswith("calico-apiserver-")]
+    assert len(apiserver) == 2 and {p.namespace for p in apiserver} == {"calico-system"}
+    assert "calico-apiserver" not in lab.impl.state().namespaces
+    assert not [p for p in lab.workload_pods() if p.startswith("calico-system/")]

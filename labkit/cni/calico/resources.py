@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from labkit.cnis import CNIS
 from labkit.environments import environments_dir, pinned
 from labkit.errors import ManifestError
 
@@ -23,8 +24,9 @@ INSTALLATION_CRD = "installations.operator.tigera.io"
 OPERATOR_API = "operator.tigera.io/v1"
 #: Calico's CNI plugin annotates every pod it sets up with its address.
 POD_IP_ANNOTATION = "cni.projectcalico.org/podIP"
-#: Namespaces whose pods Calico itself runs (never "restarted" by the migration).
-CALICO_NAMESPACES = (OPERATOR_NAMESPACE, CALICO_NAMESPACE, "calico-apiserver")
+#: Namespaces whose pods Calico itself runs (never "restarted" by the migration): the CNI
+#: table's, with calico-apiserver, where operators before v1.44 ran the API server.
+CALICO_NAMESPACES = CNIS["calico"].system_namespaces
 FLANNEL_OBJECTS: tuple[dict[str, Any], ...] = (
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-flannel"}},
     {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",

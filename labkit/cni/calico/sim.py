@@ -126,7 +126,8 @@ def _install(backend: SimBackend, c: SimCluster, report: MigrationReport) -> Non
     c.install_cni(CniRecord("calico", ipam, CALICO_NAMESPACE, "calico-node", settings), cidrs)
     c.apply_deployment(Deployment(CALICO_NAMESPACE, "calico-kube-controllers", 1,
                                   {"k8s-app": "calico-kube-controllers"}))
-    c.apply_deployment(Deployment("calico-apiserver", "calico-apiserver", 2,
+    # with operator v1.44 the API server runs in calico-system (ground truth §1; labkit.cnis)
+    c.apply_deployment(Deployment(CALICO_NAMESPACE, "calico-apiserver", 2,
                                   {"apiserver": "true"}))
     report.add("installation", "done",
                f"pool {pool['cidr']}, {pool.get('encapsulation')}, /{pool.get('blockSize')} "
