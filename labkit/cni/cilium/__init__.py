@@ -1,1 +1,2 @@
-"""Cilium: what it reports about itself (``status``); the recipe comes with lab 04."""
+"""Cilium: the recipe (``recipe``), what it reports about itself (``status``), and its
+security identities (``identity``)."""
