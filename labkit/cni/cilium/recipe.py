@@ -203,16 +203,16 @@ class Cilium(Recipe):
 
     # -- kind --------------------------------------------------------------------------
     def install_kind(self, backend: KindBackend, progress: Progress | None = None) -> None:
-        current = backend.installed_cni()
-        if current not in (None, self.name):
-            raise ClusterError(f"{current} is installed in {backend.stage.cluster_name}",
-                               hint="Cilium gets a new cluster: Lab('cilium').up() (stage "
-                               "cilium: no default CNI, no kube-proxy)")
         if backend.stage.kube_proxy_mode != "none":
             raise ClusterError(f"stage {backend.stage.name} runs kube-proxy "
                                f"(kubeProxyMode {backend.stage.kube_proxy_mode})",
                                hint="kube-proxy replacement needs a cluster without it: "
                                "use stage 'cilium'")
+        current = backend.installed_cni()
+        if current not in (None, self.name):
+            raise ClusterError(f"{current} is installed in {backend.stage.cluster_name}",
+                               hint="Cilium gets a new cluster: Lab('cilium').up() (stage "
+                               "cilium: no default CNI, no kube-proxy)")
         name, url = repo()
         _say(progress, f"helm repo add {name} {url}")
         helm.repo_add(name, url, run=backend.run)
@@ -277,7 +277,8 @@ class Cilium(Recipe):
         kpr = status.kube_proxy_replacement or ""
         return [Check("cilium-dbg status OK", status.fields.get("Cilium", "").startswith("Ok"),
                       status.fields.get("Cilium", "no Cilium line")),
-                Check("KubeProxyReplacement True", kpr.startswith("True"), kpr or "absent")]
+                # "True" since 1.16; "Strict" meant the same full replacement before.
+                Check("KubeProxyReplacement True", kpr in ("True", "Strict"), kpr or "absent")]
 
     # -- kube-proxy replacement, by behaviour -----------------------------------------
     def service_probes(self, target: Any, source: str) -> ServiceProbes:
