@@ -3,6 +3,7 @@ model. No kind cluster runs here; these tests never claim one did."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,8 @@ def kubeconfig(tmp_path: Path) -> dict[str, Any]:
     path = tmp_path / "config"
     path.write_text(yaml.safe_dump({
         "current-context": "kind-cni-lab-cilium",
-        "contexts": [{"name": "kind-cni-lab-cilium", "context": {"cluster": "kind-cni-lab-cilium"}}],
+        "contexts": [{"name": "kind-cni-lab-cilium",
+                      "context": {"cluster": "kind-cni-lab-cilium"}}],
         "clusters": [{"name": "kind-cni-lab-cilium",
                       "cluster": {"server": "https://127.0.0.1:3"}}]}))
     return load_kubeconfig([path])
@@ -265,7 +267,6 @@ def test_sim_install_status_and_services(tmp_path, monkeypatch) -> None:
     assert status.helm_chart_version == VERSION
     assert "simulated" in status.to_text()
     nodes = {n.name: n.pod_cidr for n in lab.nodes()}
-    import ipaddress
     for p in lab.pods("shop-api"):
         assert ipaddress.ip_address(p.ip) in ipaddress.ip_network(nodes[p.node])
     probes = cilium.RECIPE.service_probes(lab, lab.resolve("shop-web/frontend"))
