@@ -206,6 +206,10 @@ class ClusterState:
     policies: list[Any] = field(default_factory=list)
     pod_cidr: str = "10.244.0.0/16"
     service_cidr: str = "10.96.0.0/16"
+    #: Cilium's ``policyEnforcementMode``: "default" (an endpoint is isolated once a policy
+    #: selects it), "always" (every endpoint is isolated, with or without a policy) or
+    #: "never" (no policy is enforced). Other CNIs ignore it.
+    policy_enforcement: str = "default"
 
     def namespace(self, name: str) -> Namespace:
         """The namespace object; a namespace that only pods mention gets no extra labels."""

@@ -255,7 +255,8 @@ class KindBackend(Backend):
                 raise ClusterError(f"no running pod {t.destination}",
                                    hint="lab.pods() lists them")
             target = probe.Target(i, probe.url_for(ip, t.port, t.http),
-                                  t.http.method if t.http else "GET")
+                                  t.http.method if t.http else "GET",
+                                  tuple(sorted(t.http.headers.items())) if t.http else ())
             jobs.setdefault(t.source, []).append((t, target))
 
         def exec_script(source: str, script: str) -> process.Result:

@@ -341,4 +341,6 @@ class SimCluster:
             services=dict(self.services), secrets=dict(self.secrets),
             nodes={n.name: n.row().node() for n in self.nodes.values()},
             policies=list(self.policies), pod_cidr=self.stage.pod_subnet,
-            service_cidr=self.stage.service_subnet)
+            service_cidr=self.stage.service_subnet,
+            policy_enforcement=str((self.cni.settings if self.cni else {}).get(
+                "policyEnforcementMode", "default")))

@@ -48,7 +48,14 @@ from labkit.cni.cilium.status import (
 )
 from labkit.display.render import Rendered, text_table
 from labkit.environments import Stage, environments_dir, pinned
-from labkit.errors import ClusterError, LabkitError, ToolError, ToolNotFound
+from labkit.errors import (
+    BackendUnsupported,
+    ClusterError,
+    LabkitError,
+    ManifestError,
+    ToolError,
+    ToolNotFound,
+)
 from labkit.model import Deployment, Service, ServicePort, Traffic
 from labkit.policy import Engine
 from labkit.tools import helm
@@ -84,6 +91,8 @@ IMAGE_KEYS = {
 #: the default 30000-32767 range, which the API server accepts as it is).
 NODEPORT_SERVICE = "api-nodeport"
 NODEPORT = 30080
+#: Cilium's policy enforcement modes (security/policy/intro.rst).
+ENFORCEMENT_MODES = ("default", "always", "never")
 
 
 def values_file() -> Path:
@@ -280,6 +289,17 @@ class Cilium(Recipe):
                 # "True" since 1.16; "Strict" meant the same full replacement before.
                 Check("KubeProxyReplacement True", kpr in ("True", "Strict"), kpr or "absent")]
 
+    # -- policyEnforcementMode -----------------------------------------------------------
+    def set_policy_enforcement(self, target: Any, mode: str) -> str:
+        """Switch Cilium's ``policyEnforcementMode`` (default | always | never); returns the
+        previous mode. Only on sim: lab 05 demonstrates ``always`` there and reverts it."""
+        if mode not in ENFORCEMENT_MODES:
+            raise ManifestError(f"unknown policyEnforcementMode {mode!r}",
+                                hint=f"one of {', '.join(ENFORCEMENT_MODES)}")
+        backend: Backend = getattr(target, "impl", target)
+        return backend.dispatch(sim=lambda b: _sim_set_enforcement(b, mode),
+                                kind=lambda b: _kind_set_enforcement(mode))
+
     # -- kube-proxy replacement, by behaviour -----------------------------------------
     def service_probes(self, target: Any, source: str) -> ServiceProbes:
         """Add a NodePort Service for the API, then probe it and the API's ClusterIP from
@@ -329,6 +349,25 @@ def sim_status(backend: SimBackend) -> CliStatus:
     return CliStatus(summary, tuple(workloads), containers,
                      (sum(1 for p in pods if p.phase == "Running"), len(pods)), version,
                      images, simulated=True)
+
+
+def _sim_set_enforcement(backend: SimBackend, mode: str) -> str:
+    c = backend.cluster
+    if c.cni is None or c.cni.name != "cilium":
+        raise ClusterError("cilium is not installed [simulated]",
+                           hint="lab.install_cni('cilium') on stage 'cilium'")
+    before = str(c.cni.settings.get("policyEnforcementMode", "default"))
+    c.cni.settings["policyEnforcementMode"] = mode
+    c.changed()
+    return before
+
+
+def _kind_set_enforcement(mode: str) -> str:
+    raise BackendUnsupported(
+        f"labkit does not switch a real cluster to policyEnforcementMode={mode}",
+        hint="it would cut every pod off (DNS included) until reverted: the lab shows it on "
+        "a simulated cluster; on kind it is `helm upgrade cilium cilium/cilium -n kube-system "
+        f"--reuse-values --set policyEnforcementMode={mode}` and a restart of the agents")
 
 
 def _sim_service_probes(backend: SimBackend, source: str) -> ServiceProbes:
