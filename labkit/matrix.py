@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from labkit.display.render import Rendered
+from labkit.display.render import Rendered, text_table
 from labkit.errors import CheckFailed
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy.engine import Engine
@@ -234,3 +234,118 @@ def _html_cell(cell: Cell) -> str:
             tip += f" ({cell.observed.detail})"
     return (f'<td title="{html.escape(tip)}" style="background:{colour};border:{border};'
             f'text-align:center;padding:2px 6px">{html.escape(glyph)}</td>')
+
+
+def request_label(request: HttpRequest) -> str:
+    """``GET /healthz`` (with ``+header`` names when the request carries headers)."""
+    extra = "".join(f" +{k}" for k in sorted(request.headers))
+    return f"{request.method} {request.path}{extra}"
+
+
+_WORDS = {".": "allowed", "X": "dropped", "F": "403"}
+
+
+class HttpMatrix(Rendered):
+    """Sources x HTTP requests to one destination: each cell allowed, 403 or dropped.
+
+    The L7 view of a connectivity matrix (lab 05): an L3/L4 denial drops the packets (the
+    client times out), an L7 denial is answered by the proxy (``403 Access denied``).
+    """
+
+    def __init__(self, destination: str, port: int, sources: Sequence[str],
+                 requests: Sequence[HttpRequest], cells: Mapping[tuple[str, str], Cell], *,
+                 title: str = "", simulated: bool = False) -> None:
+        self.destination, self.port = destination, port
+        self.sources, self.requests = tuple(sources), tuple(requests)
+        self.cells = dict(cells)
+        self.title, self.simulated = title, simulated
+
+    @classmethod
+    def build(cls, engine: Engine, destination: str, port: int, sources: Sequence[str],
+              requests: Sequence[HttpRequest], *, title: str = "") -> HttpMatrix:
+        """The expected side: one explained verdict per (source, request)."""
+        traffic = [Traffic(s, destination, port, "TCP", r) for s in sources for r in requests]
+        verdicts = engine.evaluate_all(traffic)
+        cells = {(t.source, request_label(t.http)): Cell(t.source, destination, port, "TCP", v)
+                 for t, v in zip(traffic, verdicts, strict=True) if t.http is not None}
+        return cls(destination, port, sources, requests, cells, title=title)
+
+    def traffic(self) -> list[Traffic]:
+        return [Traffic(s, self.destination, self.port, "TCP", r)
+                for s in self.sources for r in self.requests]
+
+    def with_observed(self, observed: Mapping[Traffic, Observation]) -> HttpMatrix:
+        cells = dict(self.cells)
+        for t, o in observed.items():
+            if t.http is not None:
+                key = (t.source, request_label(t.http))
+                cells[key] = replace(cells[key], observed=o)
+        simulated = self.simulated or any(o.simulated for o in observed.values())
+        return HttpMatrix(self.destination, self.port, self.sources, self.requests, cells,
+                          title=self.title, simulated=simulated)
+
+    def cell(self, source: str, request: HttpRequest | str) -> Cell:
+        label = request if isinstance(request, str) else request_label(request)
+        return self.cells[(source, label)]
+
+    def outcome(self, source: str, request: HttpRequest | str) -> str:
+        """``allowed``, ``403`` or ``dropped`` as observed (expected when not probed)."""
+        return _WORDS[self.cell(source, request).glyph[0]]
+
+    def diff(self) -> list[Cell]:
+        return [c for c in self.cells.values() if c.matches is False]
+
+    def summary(self) -> str:
+        observed = sum(1 for c in self.cells.values() if c.observed is not None)
+        if not observed:
+            return f"expected only: {len(self.cells)} requests"
+        label = " (simulated)" if self.simulated else ""
+        differ = len(self.diff())
+        agree = "observed matches expected" if not differ else f"{differ} differ from expected"
+        return f"observed{label}: {observed} of {len(self.cells)} requests, {agree}"
+
+    def _rows(self) -> list[list[str]]:
+        return [[s] + [_WORDS[self.cells[(s, request_label(r))].glyph[0]]
+                       + ("!" if self.cells[(s, request_label(r))].matches is False else "")
+                       for r in self.requests] for s in self.sources]
+
+    def to_text(self) -> str:
+        head = [f"{self.title}" if self.title else "",
+                f"requests to {self.destination} on TCP/{self.port} (rows: from)"]
+        table = text_table(["FROM", *(request_label(r) for r in self.requests)], self._rows())
+        return "\n".join([h for h in head if h] + [table, "! observed differs from expected",
+                                                  self.summary()])
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        parts = ['<div class="labkit-matrix">']
+        if self.title:
+            parts.append(f"<strong>{e(self.title)}</strong>")
+        if self.simulated:
+            parts.append(' <span style="background:#eef;padding:1px 4px">simulated</span>')
+        parts.append('<table style="border-collapse:collapse;font-family:monospace">'
+                     f"<caption>requests to {e(self.destination)} on TCP/{self.port}</caption>"
+                     "<tr><th></th>")
+        parts += [f'<th style="padding:2px 6px">{e(request_label(r))}</th>'
+                  for r in self.requests]
+        parts.append("</tr>")
+        for s in self.sources:
+            parts.append(f'<tr><th style="text-align:left;padding:2px 6px">{e(s)}</th>')
+            for r in self.requests:
+                cell = self.cells[(s, request_label(r))]
+                word = _WORDS[cell.glyph[0]]
+                parts.append(_html_cell(cell).replace(f">{e(cell.glyph)}</td>",
+                                                      f">{e(word + cell.glyph[1:])}</td>"))
+            parts.append("</tr>")
+        parts.append(f"</table><div>{e(self.summary())}</div></div>")
+        return "".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "simulated": self.simulated,
+                "destination": self.destination, "port": self.port,
+                "sources": list(self.sources),
+                "requests": [r.as_dict() for r in self.requests],
+                "cells": [{**c.as_dict(), "request": label,
+                           "outcome": _WORDS[c.glyph[0]]}
+                          for (_, label), c in self.cells.items()],
+                "summary": self.summary()}

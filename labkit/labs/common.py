@@ -197,7 +197,11 @@ def judge_meaning(lab: Lab, manifest: Any, cases: Sequence[Case], decoys: Sequen
             raise CheckFailed(
                 f"your policy gets {case.text()} wrong: it is {seen}, it should be {wanted} "
                 f"({case.why}). The engine's reasons: " + "; ".join(verdict.reasons),
-                hint="compare each selector with the labels of the pods in the reasons")
+                hint="an HTTP rule's method and path are regular expressions that must match "
+                "the whole value, and several rules are alternatives: compare the request with "
+                "the rules in the reasons" if case.http is not None and verdict.allowed
+                != case.want and (verdict.denial is None or verdict.denial.value == "http-403")
+                else "compare each selector with the labels of the pods in the reasons")
         lines.append(f"{case.text()}: {seen}, as it should ({case.why})")
     return lines
 
