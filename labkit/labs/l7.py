@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from labkit.cni.cilium import recipe as cilium
 from labkit.labs.cilium import clean_slate, ensure_cilium
 from labkit.labs.common import (
@@ -30,11 +32,15 @@ from labkit.model import HttpRequest
 if TYPE_CHECKING:
     from labkit.lab import Lab
 
-__all__ = ["ARTICLE_POLICY", "L7_POLICIES", "REQUESTS", "api_pods", "clean_slate",
-           "enforcement_always", "ensure_cilium", "exercise_products_read_only", "http_goal",
-           "http_matrix", "l7_outcomes"]
+__all__ = ["ARTICLE_POLICY", "DNS_POLICY", "L7_POLICIES", "REQUESTS", "SERVED_NAMES",
+           "api_pods", "clean_slate", "dns_aware_egress", "enforcement_always",
+           "ensure_cilium", "exercise_products_read_only", "http_goal", "http_matrix",
+           "l7_outcomes"]
 
 L7_POLICIES = POLICIES / "cilium-l7"
+DNS_POLICY = POLICIES / "cilium-dns" / "frontend-egress.yaml"
+#: Names the lab serves itself (outside the cluster, documentation addresses, RFC 5737).
+SERVED_NAMES = {"catalog.shop.test": "198.51.100.10", "ads.tracker.test": "198.51.100.20"}
 #: The article's policy, as printed (with its `kubectl apply` lost in a heading).
 ARTICLE_POLICY = """apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -139,6 +145,38 @@ def enforcement_always(lab: Lab) -> CheckResult:
                        [f"always: {describe(c)}; {c.seen.detail.split('; ')[-1]}"
                         for c in during] + [f"{before}: {describe(c)}" for c in after],
                        lab.simulated)
+
+
+def dns_aware_egress(lab: Lab) -> CheckResult:
+    """toFQDNs on a simulated cluster: the frontend reaches catalog.shop.test (allowed by
+    name), not ads.tracker.test; without the DNS rule it reaches neither, because Cilium never
+    sees the lookup and so never learns the address. ``lab`` must be a sim lab."""
+    name = "DNS-aware egress (toFQDNs)"
+    ensure_cilium(lab)
+    for host, ip in SERVED_NAMES.items():
+        cilium.RECIPE.serve_name(lab, host, ip)
+    catalog, tracker = (f"ip:{ip}" for ip in SERVED_NAMES.values())
+    lab.apply(DNS_POLICY)
+    ok, other = lab.probe("shop-web/frontend", catalog, 80), lab.probe("shop-web/frontend",
+                                                                       tracker, 80)
+    doc = yaml.safe_load(DNS_POLICY.read_text(encoding="utf-8"))
+    doc["spec"]["egress"] = [r for r in doc["spec"]["egress"] if "toFQDNs" in r
+                             or "shop-api" in str(r)]
+    lab.apply(doc)  # the same policy without its DNS rule
+    unlearned = lab.probe("shop-web/frontend", catalog, 80)
+    clean_slate(lab)
+    if not ok.seen.allowed or other.seen.allowed:
+        raise fail(name, f"{describe(ok)}; {describe(other)}",
+                   "toFQDNs admits the addresses of matching names the pod looked up")
+    if unlearned.seen.allowed:
+        raise fail(name, f"without the DNS rule: {describe(unlearned)}",
+                   "without rules.dns Cilium learns no address, so toFQDNs admits nothing")
+    why = next((r for r in unlearned.expected.reasons if "never learns" in r), "")
+    return CheckResult(name, True, "catalog.shop.test allowed by name, ads.tracker.test "
+                       "dropped; without the DNS rule nothing is learned",
+                       [f"catalog.shop.test: {describe(ok)}",
+                        f"ads.tracker.test: {describe(other)}",
+                        f"no DNS rule: {describe(unlearned)} ({why})"], lab.simulated)
 
 
 # -- exercise -------------------------------------------------------------------------------
