@@ -200,8 +200,7 @@ def _install(backend: Backend, c: Any, report: MigrationReport) -> None:
     report.add("install-operator", "done", "created the tigera-operator objects [simulated]")
     for node in c.nodes:  # calico-node claims a block and its tunnel address on start
         ipam.ensure_tunnel(node)
-    cidrs = {n.name: n.pod_cidr for n in c.nodes.values()}
-    c.install_cni(CniRecord("calico", ipam, CALICO_NAMESPACE, "calico-node"), cidrs)
+    c.install_cni(CniRecord("calico", ipam, CALICO_NAMESPACE, "calico-node"))
     from labkit.model import Deployment
 
     c.apply_deployment(Deployment(CALICO_NAMESPACE, "calico-kube-controllers", 1,
@@ -269,8 +268,7 @@ def _live(backend: Backend, c: Any, report: MigrationReport) -> None:
     c.namespaces.pop("kube-flannel", None)
     old = [k for k, sp in c.pods.items() if sp.phase == "Running" and not sp.pod.host_network]
     c.cni = None
-    c.install_cni(CniRecord("calico", ipam, "kube-system", "calico-node"),
-                  {n.name: n.pod_cidr for n in c.nodes.values()})
+    c.install_cni(CniRecord("calico", ipam, "kube-system", "calico-node"))
     report.add("apply-migration", "done", "created the flannel-migration manifests [simulated]")
     deployments: dict[str, str] = {}
     for key in old:  # drained and deleted node by node; controllers recreate them

@@ -155,7 +155,7 @@ class Flannel(Recipe):
     # -- sim ---------------------------------------------------------------------------
     def install_sim(self, backend: Backend, progress: Progress | None = None) -> None:
         from labkit.backends.sim.cluster import CniRecord
-        from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
+        from labkit.backends.sim.ipam import NodeRangeIpam
 
         cluster = backend.cluster  # type: ignore[attr-defined]
         if cluster.cni is not None and cluster.cni.name == self.name:
@@ -163,12 +163,12 @@ class Flannel(Recipe):
         if cluster.cni is not None:
             raise ClusterError(f"{cluster.cni.name} is already installed [simulated]",
                                hint="one CNI per cluster: recreate the cluster (lab.down())")
-        # The controller-manager's node IPAM gives each node a /24 (node.spec.podCIDR);
-        # Flannel reads it and host-local assigns from .2, .1 being the cni0 bridge.
-        cidrs = node_cidrs(backend.stage.pod_subnet, list(cluster.nodes))
+        # The controller-manager's node IPAM gave each node a /24 (node.spec.podCIDR) when
+        # it registered; Flannel reads it and host-local assigns from .2, .1 being cni0.
         cluster.add_daemonset(PLUGINS_NAMESPACE, PLUGINS_DAEMONSET, {"app": PLUGINS_DAEMONSET})
-        cluster.install_cni(CniRecord(self.name, NodeRangeIpam(cidrs, name="flannel/host-local"),
-                                      NAMESPACE, DAEMONSET), cidrs)
+        cluster.install_cni(CniRecord(self.name, NodeRangeIpam(cluster.pod_cidrs,
+                                                               name="flannel/host-local"),
+                                      NAMESPACE, DAEMONSET))
         if progress is not None:
             progress.update("flannel installed (simulated)", force=True)
 

@@ -21,12 +21,11 @@ class Kindnet(Recipe):
 
     def install_sim(self, backend: Backend, progress: Progress | None = None) -> None:
         from labkit.backends.sim.cluster import CniRecord
-        from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
+        from labkit.backends.sim.ipam import NodeRangeIpam
 
         cluster = backend.cluster  # type: ignore[attr-defined]
-        cidrs = node_cidrs(backend.stage.pod_subnet, list(cluster.nodes))
-        cluster.install_cni(CniRecord("kindnet", NodeRangeIpam(cidrs), "kube-system",
-                                      "kindnet"), cidrs)
+        cluster.install_cni(CniRecord("kindnet", NodeRangeIpam(cluster.pod_cidrs),
+                                      "kube-system", "kindnet"))
 
     def install_kind(self, backend: Backend, progress: Progress | None = None) -> None:
         if backend.installed_cni() != "kindnet":
