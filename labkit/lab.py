@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 BACKENDS = ("auto", "kind", "sim")
 Manifests = str | Path | dict[str, Any] | Sequence[dict[str, Any]]
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage",
-                     "kube-flannel", "calico-system", "calico-apiserver", "tigera-operator",
-                     "metallb-system"}
+                     "kube-flannel", "calico-system", "tigera-operator", "metallb-system"}
 
 
 def kind_available() -> tuple[bool, str]:

@@ -23,8 +23,10 @@ INSTALLATION_CRD = "installations.operator.tigera.io"
 OPERATOR_API = "operator.tigera.io/v1"
 #: Calico's CNI plugin annotates every pod it sets up with its address.
 POD_IP_ANNOTATION = "cni.projectcalico.org/podIP"
-#: Namespaces whose pods Calico itself runs (never "restarted" by the migration).
-CALICO_NAMESPACES = (OPERATOR_NAMESPACE, CALICO_NAMESPACE, "calico-apiserver")
+#: Namespaces whose pods Calico itself runs (never "restarted" by the migration). With
+#: tigera-operator v1.44 (Calico 3.33) the Calico API server runs in calico-system too; there
+#: is no calico-apiserver namespace (tigera/operator release-v1.44, pkg/render/apiserver).
+CALICO_NAMESPACES = (OPERATOR_NAMESPACE, CALICO_NAMESPACE)
 FLANNEL_OBJECTS: tuple[dict[str, Any], ...] = (
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-flannel"}},
     {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",

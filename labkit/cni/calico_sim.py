@@ -205,7 +205,8 @@ def _install(backend: Backend, c: Any, report: MigrationReport) -> None:
 
     c.apply_deployment(Deployment(CALICO_NAMESPACE, "calico-kube-controllers", 1,
                                   {"k8s-app": "calico-kube-controllers"}))
-    c.apply_deployment(Deployment("calico-apiserver", "calico-apiserver", 2,
+    # operator v1.44 runs the API server in calico-system (no calico-apiserver namespace)
+    c.apply_deployment(Deployment(CALICO_NAMESPACE, "calico-apiserver", 2,
                                   {"apiserver": "true"}))
     report.add("installation", "done",
                f"pool {pool['cidr']}, {pool.get('encapsulation')}, /{pool.get('blockSize')} "

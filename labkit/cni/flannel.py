@@ -12,7 +12,8 @@ On kind two things happen, in this order:
    host needs the whole tarball unpacked first, in a path Docker Desktop shares
    with its VM; (b) works on an existing cluster (the learner first sees the
    NotReady nodes, then fixes them), only *adds* the missing files, needs nothing
-   on the host, and is a Kubernetes object that lab 02 can delete again.
+   on the host, and is an ordinary Kubernetes object. (Lab 02 leaves it in place: the
+   plugins it copied stay in /opt/cni/bin either way and do no harm.)
 2. **Flannel itself**, from the pinned release manifest (versions.yaml
    ``flannel.manifest``), its ``net-conf.json`` network set to the stage's pod
    subnet, applied through the Kubernetes API (server-side apply).

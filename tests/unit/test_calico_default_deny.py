@@ -1,0 +1,37 @@
+"""Lab 02's Calico default deny isolates the shop's namespaces and nothing else.
+
+"Every namespace except kube-system, calico-system ..." also catches default,
+kube-public, kube-node-lease and local-path-storage (the storage provisioner then loses
+the API server): the policy must select the shop's namespaces.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit import Lab
+from labkit.backends.stage import environments_dir
+from labkit.model import Traffic
+from labkit.policy import Engine
+
+POLICIES = environments_dir() / "policies"
+
+
+@pytest.mark.parametrize("path", ["calico/10-default-deny-keeps-dns.yaml",
+                                  "calico-traps/default-deny-forgets-dns.yaml"])
+def test_default_deny_isolates_only_the_shop_namespaces(path: str) -> None:
+    from labkit.checks_calico import ensure_calico
+
+    lab = Lab("flannel", backend="sim")
+    ensure_calico(lab)
+    lab.apply(POLICIES / path)
+    state = lab.impl.state()
+    engine = Engine(state, cni=None)
+    storage = lab.resolve("local-path-storage/local-path-provisioner")
+    dns = sorted(p.key for p in lab.pods("kube-system") if p.labels.get("k8s-app") == "kube-dns")
+    # The provisioner is not selected: its egress stays open (it must reach the API server).
+    assert engine.evaluate(Traffic(storage, dns[0], 8080)).allowed
+    # The shop's pods are isolated both ways.
+    for src in ("shop-web/frontend", "shop-api/api"):
+        assert not engine.evaluate(Traffic(lab.resolve(src), dns[0], 8080)).allowed
+        assert not engine.evaluate(Traffic(storage, lab.resolve(src), 8080)).allowed
