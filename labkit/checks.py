@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from labkit.display import escape, simulated_banner
 from labkit.display.render import Rendered
 from labkit.errors import CheckFailed
+from labkit.exercise import exercise as exercise_check
+from labkit.exercise import summary as exercise_summary
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -151,38 +153,68 @@ def policy_ignored(lab: Lab, source: str, destination: str, port: int = SHOP_POR
 
 
 # -- lab 01 exercises -------------------------------------------------------------------------
+EXERCISES_DIR = "exercises"
+LAB01_EXERCISES = ("lab01-ex1", "prediction")
+
+
+def reference(name: str) -> str:
+    """A reference solution (environments/exercises/NAME.yaml) as YAML text."""
+    from labkit.backends.stage import environments_dir
+
+    return (environments_dir() / EXERCISES_DIR / f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def judge_policy(lab: Lab, name: str, answer: Any, exercise_id: str, reference_name: str
+                 ) -> Any:
+    """Apply a policy answer (earlier attempts removed) and compare its meaning with the
+    reference over the whole cluster plus decoys; raises CheckFailed on the first difference.
+    Returns the applied Answer."""
+    from labkit import exercise
+
+    applied = exercise.apply_answer(lab, exercise_id, answer, what="your answer")
+    ref_docs, ref_objects = lab.validate(reference(reference_name))
+    result = exercise.compare(applied.before, applied.objects, ref_objects)
+    if result.differences:
+        first = result.differences[0]
+        more = len(result.differences) - 1
+        raise _fail(name, exercise.explain(first, result.state, applied.docs)
+                    + (f" ({more} more connection{' differs' if more == 1 else 's differ'})"
+                       if more else ""),
+                    "fix the policy in your cell and run the check again (this attempt stays "
+                    "applied until then; the next one replaces it)"
+                    + ("; " + "; ".join(applied.removed_note()) if applied.removed else ""))
+    return applied
+
+
+@exercise_check("lab01-ex1")
 def exercise_api_from_frontend_only(lab: Lab, manifest: Any) -> CheckResult:
     """Exercise: a NetworkPolicy letting only the frontend reach the API on 8080.
 
-    Applies the learner's manifest, then probes. Expected (what the policy means)
-    must allow frontend -> api and block db -> api; observed must still be open on
-    Flannel, which is the point of the lab.
+    Judged by meaning first (labkit.exercise: the engine over the whole cluster and decoys
+    that tell the classic mistakes apart), then real probes: expected allows frontend -> api
+    and blocks db -> api; observed stays open on Flannel, which is the point of the lab.
     """
     name = "exercise 1: only the frontend may call the API"
     if manifest is None:
         return not_attempted(name, "write your policy in MY_POLICY")
-    lab.apply(manifest)
+    applied = judge_policy(lab, name, manifest, "lab01-ex1", "01-api-from-frontend-only")
     api = lab.resolve("shop-api/api")
     cells = {src: lab.probe(src, api, SHOP_PORT)
              for src in ("shop-web/frontend", "shop-api/db")}
     front, db = cells["shop-web/frontend"], cells["shop-api/db"]
-    if not front.expected.allowed:
-        raise _fail(name, f"your policy blocks the frontend: {_describe(front)}",
-                    "a podSelector alone only matches pods in the policy's own namespace "
-                    "(shop-api); put a namespaceSelector (matchLabels: "
-                    "{kubernetes.io/metadata.name: shop-web}) and the podSelector "
-                    "app: frontend in the SAME `from` item")
-    if db.expected.allowed:
-        raise _fail(name, f"your policy lets the database in: {_describe(db)}",
-                    "the policy must select the API pods (metadata.namespace: shop-api, "
-                    "spec.podSelector: {matchLabels: {app: api}}) and allow only the frontend")
-    details = [_describe(front), _describe(db)]
+    if not front.expected.allowed or db.expected.allowed:
+        raise _fail(name, f"the probes disagree with the engine: {_describe(front)}; "
+                    f"{_describe(db)}", "lab.status() shows whether the pods are Running")
+    details = [*applied.removed_note(), "same meaning as the reference over every pod, the "
+               "decoys (shop-web/debug, shop-ops/frontend, an outside address) and port 9090",
+               _describe(front), _describe(db)]
     if lab.cni == "flannel" and db.observed and db.observed.allowed:
         details.append("observed stays open: Flannel does not enforce NetworkPolicy")
     return CheckResult(name, True, "your policy means what the exercise asks", details,
                        lab.simulated)
 
 
+@exercise_check("prediction")
 def exercise_prediction(lab: Lab, prediction: str | None, source: str = "shop-api/db",
                         destination: str = "shop-api/api", port: int = SHOP_PORT
                         ) -> CheckResult:
@@ -231,7 +263,8 @@ def flannel_goal(lab: Lab) -> CheckResult:
         name, True,
         f"Flannel runs, pods are addressed from their node's /24, and all "
         f"{len(blocked)} connections the policies block are open on Flannel",
-        [ready.message, addresses.message, matrix.summary()], lab.simulated)
+        [ready.message, addresses.message, matrix.summary(),
+         exercise_summary(lab, LAB01_EXERCISES)], lab.simulated)
 
 
 def overlay_path(lab: Lab, source: str, destination: str, port: int = SHOP_PORT) -> list[str]:

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.backends.stage import environments_dir
-from labkit.checks import CheckResult, _describe, _fail, not_attempted
+from labkit.checks import CheckResult, _describe, _fail, judge_policy, not_attempted
 from labkit.errors import CheckFailed
+from labkit.exercise import exercise as exercise_check
+from labkit.exercise import summary as exercise_summary
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -22,7 +24,7 @@ LAB01_POLICY = POLICIES / "shop-db-from-api-only.yaml"
 #: Every policy folder or file lab 02 applies, in the order a clean slate deletes them.
 LAB02_POLICIES = (POLICIES / "calico-tiers", POLICIES / "calico", POLICIES / "shop",
                   LAB01_POLICY)
-EXERCISE_POLICY = "security.db-no-egress"
+LAB02_EXERCISES = ("lab02-ex1", "prediction")
 
 
 def ensure_lab01(lab: Lab) -> str:
@@ -54,13 +56,10 @@ def ensure_calico(lab: Lab) -> str:
 def clean_slate(lab: Lab) -> list[str]:
     """Delete every policy lab 02 applies (an earlier run's included), and the exercise's."""
     from labkit.checks import remove_policies
+    from labkit.exercise import remove_attempts
 
-    removed: list[str] = []
-    stub = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
-            "metadata": {"name": EXERCISE_POLICY},
-            "spec": {"tier": "security", "selector": "all()"}}
+    removed: list[str] = remove_attempts(lab)  # every exercise answer labkit applied
     if lab.cni == "calico":
-        removed += lab.delete([stub])
         for path in LAB02_POLICIES:
             removed += lab.delete(Path(path))
     removed += remove_policies(lab)
@@ -156,24 +155,30 @@ def tier_outcomes(lab: Lab) -> CheckResult:
                        details, lab.simulated)
 
 
+@exercise_check("lab02-ex1")
 def exercise_db_no_egress(lab: Lab, manifest: Any) -> CheckResult:
-    """Exercise: a policy in tier `security` that stops the database opening connections."""
+    """Exercise: a policy in tier `security` that stops the database opening connections.
+
+    Judged by meaning first (the engine over the whole cluster and decoys, against
+    environments/exercises/02-db-no-egress.yaml), then confirmed by real probes.
+    """
     name = "exercise: the database opens no connection"
     if manifest is None:
         return not_attempted(name, "write your GlobalNetworkPolicy in MY_POLICY")
-    lab.apply(manifest)
+    applied = judge_policy(lab, name, manifest, "lab02-ex1", "02-db-no-egress")
     db, api = lab.resolve("shop-api/db"), lab.resolve("shop-api/api")
     out, back = lab.probe(db, api, 8080), lab.probe(api, db, 8080)
     if out.seen.allowed or out.expected.allowed:
         raise _fail(name, f"the database still connects: {_describe(out)}",
-                    f"name it {EXERCISE_POLICY}, tier security, selector app == \"db\", "
-                    "types [Egress], one egress rule with action Deny")
+                    "the engine agrees with the reference but the probe does not: is Calico "
+                    "running? lab.verify_cni()")
     if not back.seen.allowed:
         raise _fail(name, f"the API lost the database: {_describe(back)}",
                     "deny only the database's egress: its ingress (and the answers to "
                     "connections it accepts) must keep working")
     return CheckResult(name, True, "the database reaches nobody, and still answers the API",
-                       [_describe(out), _describe(back)], lab.simulated)
+                       [*applied.removed_note(), _describe(out), _describe(back)],
+                       lab.simulated)
 
 
 def calico_goal(lab: Lab) -> CheckResult:
@@ -199,4 +204,6 @@ def calico_goal(lab: Lab) -> CheckResult:
                     "on Calico expected and observed agree; a difference is a finding")
     return CheckResult(name, True, f"Calico enforces all {len(blocked)} blocked connections; "
                        "observed equals expected", [verification.to_text().splitlines()[0],
-                                                   matrix.summary()], lab.simulated)
+                                                   matrix.summary(),
+                                                   exercise_summary(lab, LAB02_EXERCISES)],
+                       lab.simulated)

@@ -80,6 +80,8 @@ class Lab:
                  backend_impl: Backend | None = None) -> None:
         self.stage = Stage.load(stage) if backend_impl is None else backend_impl.stage
         self._backend = backend_impl or make_backend(choose_backend(backend), self.stage)
+        #: Exercise checks run with this Lab: id -> passed (None: not attempted).
+        self.exercises: dict[str, bool | None] = {}
 
     # -- identity ------------------------------------------------------------------------
     @property
@@ -175,7 +177,8 @@ class Lab:
 
         return set(served_kinds(self.cni))
 
-    def _validated(self, manifests: Manifests) -> tuple[list[dict[str, Any]], list[Any]]:
+    def validate(self, manifests: Manifests) -> tuple[list[dict[str, Any]], list[Any]]:
+        """(documents, parsed objects), refused as the API server would refuse them."""
         from labkit.policy.parse import parse_documents
 
         docs = documents(manifests)
@@ -184,11 +187,11 @@ class Lab:
 
     def apply(self, manifests: Manifests) -> list[str]:
         """Apply a file, a folder, YAML text, or manifest dicts; returns what was applied."""
-        docs, objects = self._validated(manifests)
+        docs, objects = self.validate(manifests)
         return self._backend.apply(docs, objects)
 
     def delete(self, manifests: Manifests) -> list[str]:
-        docs, objects = self._validated(manifests)
+        docs, objects = self.validate(manifests)
         return self._backend.delete(docs, objects)
 
     def deploy_shop(self, *, wait: bool = True, timeout: float = 300) -> list[str]:

@@ -246,6 +246,34 @@ def external_ip(target: Any, service: str = "shop-web/frontend-lb") -> str:
     return external_ip_of(found)
 
 
+def wait_for_address(target: Any, service: str, *, timeout: float = 90,
+                     progress: Progress | None = None,
+                     sleep: Callable[[float], None] = time.sleep) -> str:
+    """The Service's EXTERNAL-IP once MetalLB has written it, or "" after ``timeout``.
+
+    MetalLB's controller writes ``status.loadBalancer`` asynchronously, after the Service
+    exists (and, right after the install, once its webhook and pool are live): judging
+    right after ``apply`` would see ``<pending>``. Bounded, with a progress line. The sim
+    assigns synchronously (its allocator runs on every change).
+    """
+    from labkit.progress import wait_until
+
+    backend: Backend = getattr(target, "impl", target)
+    if backend.name == "sim":
+        return external_ip(backend, service)
+
+    def check() -> tuple[bool, str]:
+        ip = external_ip(backend, service)
+        return bool(ip), f"{service} EXTERNAL-IP {ip or '<pending>'}"
+
+    try:
+        wait_until(check, title=f"waiting for MetalLB to give {service} an address",
+                   timeout=timeout, progress=progress, sleep=sleep)
+    except TimeoutError:
+        return ""
+    return external_ip(backend, service)
+
+
 def announcing_node(nodes: list[Any], ip: str) -> str:
     """The node that answers ARP for ``ip``: one per IP, chosen by hashing (like MetalLB's
     per-service election), never a node labelled to be excluded (kubeadm's control plane)."""

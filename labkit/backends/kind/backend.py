@@ -191,6 +191,16 @@ class KindBackend(Backend):
 
         return [describe(d) for d in reversed(list(docs)) if self.kube.delete(d)]
 
+    def annotated(self, key: str, kinds: Sequence[tuple[str, str]]
+                  ) -> list[tuple[dict[str, Any], str]]:
+        out = []
+        for api, kind in kinds:
+            for d in self.kube.list(api, kind):
+                value = ((d.get("metadata") or {}).get("annotations") or {}).get(key)
+                if value is not None:
+                    out.append((stub(d, api, kind), value))
+        return out
+
     def wait_daemonset(self, namespace: str, name: str, *, timeout: float = 300,
                        progress: Progress | None = None) -> None:
         def check() -> tuple[bool, str]:
@@ -357,6 +367,19 @@ def service_model(d: dict[str, Any]) -> Service:
                    spec.get("type", "ClusterIP"), spec.get("clusterIP", "") or "",
                    ingress[0].get("ip", "") if ingress else "",
                    dict(meta.get("annotations") or {}))
+
+
+def stub(d: dict[str, Any], api: str, kind: str) -> dict[str, Any]:
+    """Enough of an object to delete it (and to pass labkit's validation on the way)."""
+    meta = d.get("metadata") or {}
+    out = {"apiVersion": api, "kind": kind, "metadata": {k: meta[k] for k in ("name", "namespace")
+                                                         if meta.get(k)}}
+    if kind != "Service":
+        out["spec"] = clean(d)["spec"]
+    else:
+        out["spec"] = {"ports": [{"port": p.get("port"), "protocol": p.get("protocol", "TCP")}
+                                 for p in (d.get("spec") or {}).get("ports") or []]}
+    return out
 
 
 def clean(d: dict[str, Any]) -> dict[str, Any]:

@@ -186,6 +186,25 @@ class SimBackend(Backend):
         c.reconcile()
         return done
 
+    def annotated(self, key: str, kinds: Sequence[tuple[str, str]]
+                  ) -> list[tuple[dict[str, Any], str]]:
+        c = self.cluster
+        wanted = set(kinds)
+        out = []
+        for doc in c.policy_docs.values():
+            value = ((doc.get("metadata") or {}).get("annotations") or {}).get(key)
+            if value is not None and (doc.get("apiVersion"), doc.get("kind")) in wanted:
+                out.append((copy.deepcopy(doc), value))
+        if ("v1", "Service") in wanted:
+            for svc in c.services.values():
+                if key in svc.annotations:
+                    out.append(({"apiVersion": "v1", "kind": "Service",
+                                 "metadata": {"name": svc.name, "namespace": svc.namespace},
+                                 "spec": {"ports": [{"port": p.port, "protocol": p.protocol}
+                                                    for p in svc.ports]}},
+                                svc.annotations[key]))
+        return out
+
     def wait_ready(self, *, nodes: bool = True, namespaces: Sequence[str] = (),
                    timeout: float = 300, progress: Progress | None = None) -> None:
         """Nothing to wait for in memory; but a wait that could never end fails the same way."""

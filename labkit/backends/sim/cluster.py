@@ -45,6 +45,7 @@ from labkit.model import (
     Secret,
     Service,
     ServicePort,
+    endpoints_of,
 )
 
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
@@ -326,20 +327,8 @@ class SimCluster:
     # -- views -------------------------------------------------------------------------
     def endpoints(self, key: str) -> list[str]:
         """``ip:port`` of the ready pods behind a Service, like its EndpointSlice."""
-        svc = self.services[key]
-        out = []
-        for sp in self.pods.values():
-            p = sp.pod
-            if sp.phase != "Running" or p.namespace != svc.namespace or not svc.selector:
-                continue
-            if all(p.labels.get(k) == v for k, v in svc.selector.items()):
-                for sport in svc.ports:
-                    target = sport.target_port
-                    if isinstance(target, str):
-                        target = p.resolve_port(target, sport.protocol) or 0
-                    if target:
-                        out.append(f"{p.ip}:{target}")
-        return sorted(out)
+        running = (sp.pod for sp in self.pods.values() if sp.phase == "Running")
+        return sorted(f"{p.ip}:{port}" for p, port in endpoints_of(self.services[key], running))
 
     def state(self) -> ClusterState:
         running = {k: sp.pod for k, sp in self.pods.items() if sp.phase == "Running"}
