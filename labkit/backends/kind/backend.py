@@ -254,8 +254,10 @@ class KindBackend(Backend):
         state = self.state()
         jobs: dict[str, list[tuple[Traffic, probe.Target]]] = {}
         for i, t in enumerate(traffic):
-            if t.protocol != "TCP":
-                raise BackendUnsupported(f"{t.protocol} probes are not supported on kind yet",
+            dns = t.protocol == "UDP" and t.port == 53
+            if t.protocol != "TCP" and not dns:
+                raise BackendUnsupported(f"{t.protocol}/{t.port} probes are not supported on "
+                                         "kind (TCP, and DNS on UDP 53, are)",
                                          hint="probe TCP ports (the shop serves HTTP)")
             if t.source not in state.pods:
                 raise ClusterError(f"no running pod {t.source}", hint="lab.pods() lists them")
@@ -264,8 +266,8 @@ class KindBackend(Backend):
             if not ip:
                 raise ClusterError(f"no running pod {t.destination}",
                                    hint="lab.pods() lists them")
-            target = probe.Target(i, probe.url_for(ip, t.port, t.http),
-                                  t.http.method if t.http else "GET")
+            target = probe.Target(i, ip, dns=True) if dns else probe.Target(
+                i, probe.url_for(ip, t.port, t.http), t.http.method if t.http else "GET")
             jobs.setdefault(t.source, []).append((t, target))
 
         def exec_script(source: str, script: str) -> process.Result:
