@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 BACKENDS = ("auto", "kind", "sim")
 Manifests = str | Path | dict[str, Any] | Sequence[dict[str, Any]]
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage",
-                     "kube-flannel", "calico-system", "tigera-operator", "metallb-system"}
+                     "kube-flannel", "calico-system", "tigera-operator", "metallb-system",
+                     "labkit-probe"}
 
 
 def kind_available() -> tuple[bool, str]:
@@ -196,9 +197,20 @@ class Lab:
 
     def deploy_shop(self, *, wait: bool = True, timeout: float = 300) -> list[str]:
         """The course's workload: frontend, API and database in two namespaces."""
+        return self.deploy_workload("shop", wait=wait, timeout=timeout)
+
+    def probe_pod(self, *, timeout: float = 300) -> str:
+        """labkit's own probe client (namespace labkit-probe, curl and a shell), deployed if
+        needed: a source outside the shop's namespaces and labels. Returns its pod key."""
+        self.deploy_workload("probe", timeout=timeout)
+        return self.resolve("labkit-probe/probe")
+
+    def deploy_workload(self, name: str, *, wait: bool = True, timeout: float = 300
+                        ) -> list[str]:
+        """Apply environments/workloads/NAME/ (rendered) and wait for its rollouts."""
         from labkit.policy.parse import documents_of
 
-        folder = environments_dir() / "workloads" / "shop"
+        folder = environments_dir() / "workloads" / name
         docs = []
         for path in sorted(folder.glob("*.yaml")):
             docs.extend(documents_of(render(path.read_text(encoding="utf-8"), str(path)),

@@ -1,4 +1,5 @@
-"""Lab 02's Calico default deny isolates the shop's namespaces and nothing else.
+"""Lab 02's checks: the default deny isolates the shop's namespaces and nothing else; the
+tier Pass probe runs from labkit's probe pod.
 
 "Every namespace except kube-system, calico-system ..." also catches default,
 kube-public, kube-node-lease and local-path-storage (the storage provisioner then loses
@@ -35,3 +36,17 @@ def test_default_deny_isolates_only_the_shop_namespaces(path: str) -> None:
     for src in ("shop-web/frontend", "shop-api/api"):
         assert not engine.evaluate(Traffic(lab.resolve(src), dns[0], 8080)).allowed
         assert not engine.evaluate(Traffic(storage, lab.resolve(src), 8080)).allowed
+
+
+def test_tier_pass_is_probed_from_labkits_probe_pod_never_from_coredns() -> None:
+    from labkit.checks_calico import clean_slate, ensure_calico, tier_outcomes
+
+    lab = Lab("flannel", backend="sim")
+    ensure_calico(lab)
+    clean_slate(lab)
+    lab.apply(POLICIES / "calico-tiers")
+    result = tier_outcomes(lab)
+    passed = next(d for d in result.details if d.startswith("Pass:"))
+    assert "labkit-probe/probe-" in passed and "coredns" not in " ".join(result.details)
+    # labkit's probe pod stays out of the shop's matrices
+    assert not any(k.startswith("labkit-probe/") for k in lab.workload_pods())
