@@ -13,11 +13,12 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from labkit.display import escape, simulated_banner
-from labkit.display.render import Rendered
+from labkit.display import SIMULATED_BADGE, escape
+from labkit.display.render import Rendered, html_text
 from labkit.errors import CheckFailed
 from labkit.exercise import exercise as exercise_check
 from labkit.exercise import summary as exercise_summary
+from labkit.matrix import plural
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -43,19 +44,18 @@ class CheckResult(Rendered):
         return {True: "PASSED", False: "FAILED", None: "NOT ATTEMPTED"}[self.passed]
 
     def to_text(self) -> str:
-        lines = [f"[{self.mark}] {self.name}: {self.message}", *(f"  - {d}" for d in self.details)]
-        if self.simulated:
-            lines.append(f"  ({simulated_banner(True, 'The probes behind this check')})")
+        tag = " [simulated]" if self.simulated else ""
+        lines = [f"[{self.mark}]{tag} {self.name}: {self.message}",
+                 *(f"  - {d}" for d in self.details)]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         colour = {True: "#1a7f37", False: "#cf222e", None: "#9a6700"}[self.passed]
-        items = "".join(f"<li>{escape(d)}</li>" for d in self.details)
-        sim = (f"<p><i>{escape(simulated_banner(True, 'The probes behind this check'))}</i></p>"
-               if self.simulated else "")
+        items = "".join(f"<li>{html_text(d)}</li>" for d in self.details)
+        tag = f" {SIMULATED_BADGE}" if self.simulated else ""
         return (f'<div style="border-left:4px solid {colour};padding-left:8px">'
-                f'<b style="color:{colour}">{self.mark}</b> <b>{escape(self.name)}</b>: '
-                f"{escape(self.message)}<ul>{items}</ul>{sim}</div>")
+                f'<b style="color:{colour}">{self.mark}</b>{tag} <b>{escape(self.name)}</b>: '
+                f"{html_text(self.message)}<ul>{items}</ul></div>")
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "passed": self.passed, "message": self.message,
@@ -255,14 +255,15 @@ def flannel_goal(lab: Lab) -> CheckResult:
                     "shop-db-from-api-only.yaml)")
     enforced = [c for c in matrix.cells.values() if c.observed and not c.observed.allowed]
     if enforced:
-        raise _fail(name, f"{len(enforced)} connections were blocked, e.g. "
+        raise _fail(name, f"{plural(len(enforced), 'connection')} blocked, e.g. "
                     f"{_describe(enforced[0])}",
                     "Flannel enforces no policy: if traffic is blocked, something else is "
                     "wrong (pods not Ready? `lab.status()`)")
     return CheckResult(
         name, True,
-        f"Flannel runs, pods are addressed from their node's /24, and all "
-        f"{len(blocked)} connections the policies block are open on Flannel",
+        "Flannel runs, pods are addressed from their node's /24, and "
+        + ("the one connection the policies block is open on Flannel" if len(blocked) == 1
+           else f"all {len(blocked)} connections the policies block are open on Flannel"),
         [ready.message, addresses.message, matrix.summary(),
          exercise_summary(lab, LAB01_EXERCISES)], lab.simulated)
 

@@ -15,6 +15,7 @@ from labkit.checks import CheckResult, _describe, _fail, judge_policy, not_attem
 from labkit.errors import CheckFailed
 from labkit.exercise import exercise as exercise_check
 from labkit.exercise import summary as exercise_summary
+from labkit.matrix import plural
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -201,9 +202,13 @@ def calico_goal(lab: Lab) -> CheckResult:
         raise _fail(name, "no applied policy blocks any shop connection",
                     "apply the lab's policies (section 6 or 7)")
     if matrix.diff():
-        raise _fail(name, f"{len(matrix.diff())} cells differ: {_describe(matrix.diff()[0])}",
+        raise _fail(name, f"observed differs from expected in {plural(len(matrix.diff()), 'cell')}"
+                    ", e.g. "
+                    f"{_describe(matrix.diff()[0])}",
                     "on Calico expected and observed agree; a difference is a finding")
-    return CheckResult(name, True, f"Calico enforces all {len(blocked)} blocked connections; "
+    enforced = "the one blocked connection" if len(blocked) == 1 else \
+        f"all {len(blocked)} blocked connections"
+    return CheckResult(name, True, f"Calico enforces {enforced}; "
                        "observed equals expected", [verification.to_text().splitlines()[0],
                                                    matrix.summary(),
                                                    exercise_summary(lab, LAB02_EXERCISES)],

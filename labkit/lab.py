@@ -28,6 +28,7 @@ from labkit.tools.process import Result
 if TYPE_CHECKING:
     from labkit.capture import Capture
     from labkit.cni import Verification
+    from labkit.display import Callout
     from labkit.matrix import Cell, ConnectivityMatrix
 
 BACKENDS = ("auto", "kind", "sim")
@@ -113,6 +114,19 @@ class Lab:
     def __repr__(self) -> str:
         label = ", simulated" if self.simulated else ""
         return f"Lab(stage={self.stage.name!r}, backend={self.backend!r}{label})"
+
+    def banner(self) -> Callout:
+        """The notebook's one note on where its results come from (shown once, at the top;
+        each simulated result then only carries a small "simulated" tag)."""
+        from labkit.display import Callout
+
+        if self.simulated:
+            return Callout("SIMULATED", f"{self!r}: every cluster result in this notebook comes "
+                           "from labkit's in-memory model, driven by the policy engine; no real "
+                           "cluster runs and no packet is sent. Each such result is tagged "
+                           "`simulated`.", "simulated")
+        return Callout("kind", f"{self!r}: results come from the real kind cluster "
+                       f"{self.cluster_name} (context `{self.context}`).")
 
     # -- lifecycle -----------------------------------------------------------------------
     def up(self) -> ClusterStatus:
@@ -261,9 +275,12 @@ class Lab:
             self.workload_pods()
         if not srcs or not dsts:
             raise ClusterError("no pods to probe", hint="lab.deploy_shop() first")
+        from labkit.model import short_names
+
         state = self._backend.state()
         expected = ConnectivityMatrix.expected(Engine(state, cni=None), srcs, dsts, ports,
-                                               http=http, title=title)
+                                               http=http, title=title,
+                                               labels=short_names([*srcs, *dsts], state.pods))
         traffic = [Traffic(c.source, c.destination, c.port, c.protocol, c.expected.traffic.http)
                    for c in expected.cells.values()]
         wanted = {t: expected.cells[(t.source, t.destination, t.port, t.protocol)]

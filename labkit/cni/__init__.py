@@ -69,11 +69,14 @@ class Verification(Rendered):
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{'✔' if c.ok else '✘'}</td><td>{html.escape(c.name)}</td>"
-                       f"<td>{html.escape(c.detail)}</td></tr>" for c in self.checks)
-        label = " <i>(simulated)</i>" if self.simulated else ""
+        from labkit.display import SIMULATED_BADGE
+        from labkit.display.render import html_table
+
+        table = html_table(("", "check", "detail"),
+                           [("✔" if c.ok else "✘", c.name, c.detail) for c in self.checks])
+        label = f" {SIMULATED_BADGE}" if self.simulated else ""
         return (f"<p><b>{html.escape(self.cni)}</b>: {'OK' if self.ok else 'NOT OK'}{label}"
-                f"</p><table>{rows}</table>")
+                f"</p>{table}")
 
 
 class Recipe:
