@@ -37,7 +37,13 @@ def test_run_writes_notebooks_and_reports_and_names_the_failing_cell(tmp_path: P
     executed = nbformat.read(tmp_path / "nb-pass.ipynb", as_version=4)
     outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "hi from sim" in outputs  # parameters reached the notebook
-    assert "nb-fail" in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert "nb-fail" in page
+    # the report links to HTML renderings a browser can show (and still to the .ipynb files)
+    assert '<a href="nb-pass.html">nb-pass</a>' in page and 'href="nb-fail.ipynb"' in page
+    rendered = (tmp_path / "nb-fail.html").read_text()
+    assert rendered.lstrip().lower().startswith("<!doctype html>")
+    assert "the lab did not reach its goal" in rendered
     log = stream.getvalue()
     assert "[1/2] nb-pass PASSED" in log and "[2/2] nb-fail FAILED" in log
     assert "SIMULATED" in log
