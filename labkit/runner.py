@@ -241,6 +241,8 @@ def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: Cours
              progress: _Progress, fail_fast: bool, timeout: float | None) -> None:
     import papermill
 
+    from labkit.kernel import QuietShutdownKernelManager
+
     for i, path in enumerate(paths, 1):
         target = out / path.name
         progress.say(f"[{i}/{len(paths)}] {path.stem} ...")
@@ -255,6 +257,9 @@ def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: Cours
                 execution_timeout=timeout, **progress.hooks(total),
                 # ipykernel warns on every start about its TCP transport; keep logs readable
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # no SIGINT at shutdown: it made ipykernel log "KeyboardInterrupt caught in
+                # kernel" after a notebook that passed (labkit/kernel.py)
+                kernel_manager_class=QuietShutdownKernelManager,
             )
         except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
             error, cell = _failure(exc)

@@ -79,3 +79,22 @@ def test_sim_runs_start_from_an_empty_home(tmp_path: Path, monkeypatch):
     run_course([nb], backend="sim", output_dir=tmp_path / "out", stream=io.StringIO())
     assert not stale.exists()  # an earlier run's simulated cluster is gone
     assert os.environ["LABKIT_HOME"] == str(outer)  # and the learner's own home is restored
+
+
+def test_run_uses_the_kernel_manager_that_does_not_interrupt_on_shutdown(tmp_path: Path,
+                                                                          monkeypatch):
+    import papermill
+
+    from labkit.kernel import QuietShutdownKernelManager
+
+    seen: dict = {}
+
+    def fake_execute(src, dst, **kwargs):
+        seen.update(kwargs)
+        import shutil
+        shutil.copy(src, dst)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    run_course([FIXTURES / "nb-pass.ipynb"], backend="sim", output_dir=tmp_path,
+               stream=io.StringIO())
+    assert seen["kernel_manager_class"] is QuietShutdownKernelManager
