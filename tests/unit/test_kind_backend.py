@@ -350,3 +350,23 @@ def test_dns_on_udp_53_is_probed_with_nslookup_against_the_dns_pod(tmp_path, kub
     assert not cell.seen.allowed and "DNS timed out" in cell.seen.detail
     with pytest.raises(BackendUnsupported, match="UDP/8081"):
         Lab(backend_impl=b).probe("shop-web/frontend", "shop-api/api", 8081, "UDP")
+
+
+def test_an_earlier_exercise_attempt_is_found_by_its_annotation_and_deleted(tmp_path,
+                                                                             kubeconfig) -> None:
+    from labkit.exercise import ANNOTATION, remove_attempts
+
+    b, _, kube = make(tmp_path, kubeconfig, clusters=["cni-lab"])
+    shop(kube)
+    spec = {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"]}
+    kube.add("NetworkPolicy", {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                               "metadata": {"name": "first-try", "namespace": "shop-api",
+                                            "annotations": {ANNOTATION: "lab01-ex1"}},
+                               "spec": spec})
+    kube.add("NetworkPolicy", {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                               "metadata": {"name": "lab-policy", "namespace": "shop-api"},
+                               "spec": spec})
+    lab = Lab(backend_impl=b)
+    assert remove_attempts(lab, "lab02-ex1") == []  # another exercise's: left alone
+    assert remove_attempts(lab, "lab01-ex1") == ["NetworkPolicy shop-api/first-try"]
+    assert [d["metadata"]["name"] for d in kube.deleted] == ["first-try"]
