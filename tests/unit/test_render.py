@@ -47,3 +47,12 @@ def test_doctor_html_shows_commands_as_code_not_raw_backticks() -> None:
     page = report._repr_html_()
     assert "<code>sudo systemctl start docker</code>" in page and "`" not in page
     assert 'style="text-align:left' in page
+
+
+def test_one_simulated_callout_per_notebook() -> None:
+    from labkit import Lab
+
+    banner = Lab("flannel", backend="sim").banner()
+    page = banner._repr_html_()
+    assert page.startswith('<div style="background:#ddf4ff') and "<b>SIMULATED</b>" in page
+    assert "no real cluster runs" in banner.to_text() and "<code>simulated</code>" in page
