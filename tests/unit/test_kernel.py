@@ -17,7 +17,8 @@ from labkit.kernel import QuietShutdownKernelManager
 pytestmark = pytest.mark.notebooks  # starts a real ipykernel
 
 
-async def _signals_sent_on_shutdown(cls: type[AsyncKernelManager]) -> list[int]:
+async def _signals_sent(cls: type[AsyncKernelManager], *, interrupt_first: bool) -> list[int]:
+    """Signals the manager sends a real kernel: (an interrupt, then) a shutdown."""
     km = cls(kernel_name="python3")
     await km.start_kernel(extra_arguments=["--IPKernelApp.log_level=ERROR"])
     sent: list[int] = []
@@ -28,30 +29,18 @@ async def _signals_sent_on_shutdown(cls: type[AsyncKernelManager]) -> list[int]:
         await original(signum)
 
     km.provisioner.send_signal = record  # type: ignore[union-attr,method-assign]
-    await km.shutdown_kernel()
+    if interrupt_first:
+        await km.interrupt_kernel()
+    await km.shutdown_kernel(now=interrupt_first)
     return sent
 
 
 def test_shutdown_sends_no_sigint_with_labkits_manager() -> None:
-    assert signal.SIGINT in asyncio.run(_signals_sent_on_shutdown(AsyncKernelManager))
-    assert signal.SIGINT not in asyncio.run(_signals_sent_on_shutdown(
-        QuietShutdownKernelManager))
+    assert signal.SIGINT in asyncio.run(_signals_sent(AsyncKernelManager, interrupt_first=False))
+    assert signal.SIGINT not in asyncio.run(_signals_sent(QuietShutdownKernelManager,
+                                                          interrupt_first=False))
 
 
 def test_interrupts_still_work_outside_shutdown() -> None:
-    async def run() -> list[int]:
-        km = QuietShutdownKernelManager(kernel_name="python3")
-        await km.start_kernel(extra_arguments=["--IPKernelApp.log_level=ERROR"])
-        sent: list[int] = []
-        original = km.provisioner.send_signal  # type: ignore[union-attr]
-
-        async def record(signum: int) -> None:
-            sent.append(signum)
-            await original(signum)
-
-        km.provisioner.send_signal = record  # type: ignore[union-attr,method-assign]
-        await km.interrupt_kernel()
-        await km.shutdown_kernel(now=True)
-        return sent
-
-    assert asyncio.run(run())[0] == signal.SIGINT
+    sent = asyncio.run(_signals_sent(QuietShutdownKernelManager, interrupt_first=True))
+    assert sent[0] == signal.SIGINT
