@@ -171,7 +171,7 @@ def judge_policy(lab: Lab, name: str, answer: Any, exercise_id: str, reference_n
     Returns the applied Answer."""
     from labkit import exercise
 
-    applied = exercise.apply_answer(lab, exercise_id, answer, what="your answer")
+    applied = exercise.apply_answer(lab, exercise_id, answer, what="MY_POLICY")
     ref_docs, ref_objects = lab.validate(reference(reference_name))
     result = exercise.compare(applied.before, applied.objects, ref_objects)
     if result.differences:

@@ -274,7 +274,7 @@ def apply_answer(lab: Lab, exercise_id: str, answer: Manifests, *, what: str) ->
     """
     if isinstance(answer, str) and not answer.strip():
         raise CheckFailed(f"{what} is empty", hint="write the YAML between the quotes")
-    docs, objects = lab.validate(answer)
+    docs, objects = lab.validate(answer, source=what)
     if not docs:
         raise CheckFailed(f"{what} holds no object", hint="write the YAML between the quotes")
     removed = remove_attempts(lab, exercise_id)

@@ -192,11 +192,13 @@ class Lab:
 
         return set(served_kinds(self.cni))
 
-    def validate(self, manifests: Manifests) -> tuple[list[dict[str, Any]], list[Any]]:
-        """(documents, parsed objects), refused as the API server would refuse them."""
+    def validate(self, manifests: Manifests, *, source: str = ""
+                 ) -> tuple[list[dict[str, Any]], list[Any]]:
+        """(documents, parsed objects), refused as the API server would refuse them; errors
+        in YAML text name ``source`` (say, the notebook variable it came from)."""
         from labkit.policy.parse import parse_documents
 
-        docs = documents(manifests)
+        docs = documents(manifests, source=source)
         objects = parse_documents(docs, served=self.served())
         return [d for _, d in docs], objects
 
@@ -320,7 +322,7 @@ class Lab:
                                   timeout=timeout)
 
 
-def documents(manifests: Manifests) -> list[tuple[str, dict[str, Any]]]:
+def documents(manifests: Manifests, *, source: str = "") -> list[tuple[str, dict[str, Any]]]:
     """(source, document) pairs from a path, YAML text, a dict or a list of dicts."""
     from labkit.policy.parse import documents_of, read_documents
 
@@ -329,7 +331,7 @@ def documents(manifests: Manifests) -> list[tuple[str, dict[str, Any]]]:
     if isinstance(manifests, str):
         if "\n" not in manifests and ":" not in manifests.split("/")[0]:
             return read_documents([manifests])  # a path; a missing file is reported there
-        return documents_of(manifests, "<text>")
+        return documents_of(manifests, source or "<text>")
     if isinstance(manifests, dict):
         return [("<object>", dict(manifests))]
     if isinstance(manifests, Sequence):

@@ -152,3 +152,17 @@ def test_wait_for_address_gives_up_after_its_timeout() -> None:
     ip = metallb.wait_for_address(_kind_with(_SlowMetalLB(after=10**9)), "shop-api/api-lb",
                                   timeout=0, sleep=lambda s: None)
     assert ip == ""
+
+
+def test_a_typo_in_the_answer_names_the_variable_and_field_and_applies_nothing(
+        flannel: Lab) -> None:
+    from labkit.errors import ManifestError
+
+    typo = REF01.replace("matchLabels:\n      app: api", "matchLabel:\n      app: api")
+    before = _policies(flannel)
+    with pytest.raises(ManifestError, match="MY_POLICY: NetworkPolicy shop-api/"
+                       "api-from-frontend-only: spec.podSelector.matchLabel: unknown field"):
+        checks.exercise_api_from_frontend_only(flannel, typo)
+    with pytest.raises(ManifestError, match="MY_POLICY: line"):
+        checks.exercise_api_from_frontend_only(flannel, "metadata:\n  name: x\n bad: 1\n")
+    assert _policies(flannel) == before and flannel.exercises == {"lab01-ex1": False}
