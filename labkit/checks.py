@@ -77,9 +77,9 @@ def _verdict(allowed: bool) -> str:
 
 
 def _describe(cell: Cell) -> str:
+    """``frontend -> db TCP/8080: expected blocked, observed open`` (learner names)."""
     observed = _verdict(cell.seen.allowed) if cell.observed else "not probed"
-    return (f"{cell.source} -> {cell.destination}:{cell.port}/{cell.protocol}: expected "
-            f"{_verdict(cell.expected.allowed)}, observed {observed}")
+    return f"{cell.title}: expected {_verdict(cell.expected.allowed)}, observed {observed}"
 
 
 # -- cluster ----------------------------------------------------------------------------------

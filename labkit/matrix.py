@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from labkit.display.render import Rendered
@@ -74,6 +74,15 @@ class Cell:
     protocol: str
     expected: Verdict
     observed: Observation | None = None
+    #: (source, destination) as the learner calls them (``frontend``, ``api-1``), if known.
+    names: tuple[str, str] = field(default=("", ""), compare=False)
+
+    @property
+    def title(self) -> str:
+        """``frontend -> api-1 TCP/8080`` (pod keys where no learner name is known)."""
+        src, dst = (n or k for n, k in zip(self.names, (self.source, self.destination),
+                                           strict=True))
+        return f"{src} -> {dst} {self.protocol}/{self.port}"
 
     @property
     def matches(self) -> bool | None:
@@ -156,7 +165,9 @@ class ConnectivityMatrix(Rendered):
                    for p, proto in ports for s in sources for d in destinations]
         verdicts = engine.evaluate_all(traffic)
         cells = {(t.source, t.destination, t.port, t.protocol):
-                 Cell(t.source, t.destination, t.port, t.protocol, v)
+                 Cell(t.source, t.destination, t.port, t.protocol, v,
+                      names=((labels or {}).get(t.source, ""),
+                             (labels or {}).get(t.destination, "")))
                  for t, v in zip(traffic, verdicts, strict=True)}
         return cls(sources, destinations, ports, cells, title=title, labels=labels)
 

@@ -47,6 +47,8 @@ def test_tier_pass_is_probed_from_labkits_probe_pod_never_from_coredns() -> None
     lab.apply(POLICIES / "calico-tiers")
     result = tier_outcomes(lab)
     passed = next(d for d in result.details if d.startswith("Pass:"))
-    assert "labkit-probe/probe-" in passed and "coredns" not in " ".join(result.details)
+    assert passed.startswith("Pass: probe -> db TCP/8080: expected open, observed open")
+    assert "passes it to the next tier" in passed and "coredns" not in " ".join(result.details)
+    assert lab.resolve("labkit-probe/probe").startswith("labkit-probe/probe-")
     # labkit's probe pod stays out of the shop's matrices
     assert not any(k.startswith("labkit-probe/") for k in lab.workload_pods())
