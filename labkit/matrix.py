@@ -13,8 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from labkit.display.render import Rendered
-from labkit.display.tables import SIMULATED_BADGE
+from labkit.display.render import SIMULATED_BADGE, Rendered
 from labkit.errors import CheckFailed
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy.engine import Engine

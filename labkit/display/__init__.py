@@ -5,8 +5,8 @@ ipywidgets code must live in its own module and be imported lazily, so that a
 terminal, papermill or a CI machine never needs a browser stack.
 """
 
+from labkit.display.render import SIMULATED_BADGE
 from labkit.display.tables import (
-    SIMULATED_BADGE,
     STATUS_MARKS,
     Callout,
     Table,

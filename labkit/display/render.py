@@ -46,6 +46,9 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[Any]], gap: str = 
                      for r in [header, *rows])
 
 
+#: The small tag every simulated result carries in HTML (the notebook's callout explains it).
+SIMULATED_BADGE = ('<span style="background:#ddf4ff;border:1px solid #54aeff;border-radius:3px;'
+                   'padding:0 4px;font-size:85%">simulated</span>')
 #: Cell styles of every labkit table: left-aligned (JupyterLab right-aligns table cells by
 #: default), top-aligned, a little padding.
 TH_STYLE = "text-align:left;padding:2px 8px"
@@ -84,7 +87,5 @@ def html_report(headline: str, body: Iterable[str], notes: Iterable[str],
     esc = html.escape
     parts = [f"<p><b>{esc(headline)}</b></p>", *body, *(f"<p>{esc(n)}</p>" for n in notes)]
     if simulated_note:
-        from labkit.display.tables import SIMULATED_BADGE
-
         parts.append(f"<p>{SIMULATED_BADGE} <small>{html_text(simulated_note)}</small></p>")
     return "\n".join(parts)

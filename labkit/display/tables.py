@@ -39,9 +39,6 @@ def badge(status: str) -> str:
     )
 
 
-#: The small tag every simulated result carries in HTML (the notebook's callout explains it).
-SIMULATED_BADGE = ('<span style="background:#ddf4ff;border:1px solid #54aeff;border-radius:3px;'
-                   'padding:0 4px;font-size:85%">simulated</span>')
 _CALLOUT_COLOURS = {"simulated": ("#ddf4ff", "#54aeff"), "info": ("#f6f8fa", "#d0d7de"),
                     "failed": ("#ffebe9", "#cf222e")}
 

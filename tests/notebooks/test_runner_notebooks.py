@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cli import main
-from labkit.runner import run_course
+from labkit.course.runner import run_course
 
 FIXTURES = Path(__file__).parent / "fixtures"
 pytestmark = pytest.mark.notebooks
@@ -85,7 +85,7 @@ def test_run_uses_the_kernel_manager_that_does_not_interrupt_on_shutdown(tmp_pat
                                                                           monkeypatch):
     import papermill
 
-    from labkit.kernel import QuietShutdownKernelManager
+    from labkit.course.kernel import QuietShutdownKernelManager
 
     seen: dict = {}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from labkit import Lab
-from labkit.backends.stage import environments_dir
+from labkit.environments import environments_dir
 from labkit.model import Traffic
 from labkit.policy import Engine
 
@@ -21,7 +21,7 @@ POLICIES = environments_dir() / "policies"
 @pytest.mark.parametrize("path", ["calico/10-default-deny-keeps-dns.yaml",
                                   "calico-traps/default-deny-forgets-dns.yaml"])
 def test_default_deny_isolates_only_the_shop_namespaces(path: str) -> None:
-    from labkit.checks_calico import ensure_calico
+    from labkit.labs.calico import ensure_calico
 
     lab = Lab("flannel", backend="sim")
     ensure_calico(lab)
@@ -39,7 +39,7 @@ def test_default_deny_isolates_only_the_shop_namespaces(path: str) -> None:
 
 
 def test_tier_pass_is_probed_from_labkits_probe_pod_never_from_coredns() -> None:
-    from labkit.checks_calico import clean_slate, ensure_calico, tier_outcomes
+    from labkit.labs.calico import clean_slate, ensure_calico, tier_outcomes
 
     lab = Lab("flannel", backend="sim")
     ensure_calico(lab)

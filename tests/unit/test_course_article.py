@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.course import CLAIMS_FILE, NOTEBOOKS_DIR, VERDICTS, claims_table, load_claims
+from labkit.course.plan import CLAIMS_FILE, NOTEBOOKS_DIR, VERDICTS, claims_table, load_claims
 from labkit.errors import ManifestError
 
 ROOT = Path(__file__).parents[2]

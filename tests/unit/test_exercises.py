@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from labkit import Lab, checks, checks_calico, checks_metallb
+from labkit.addons import metallb
 from labkit.backends.kind import KindBackend
-from labkit.backends.stage import Stage
-from labkit.cni import metallb
+from labkit.environments import Stage
 from labkit.errors import CheckFailed
-from labkit.exercise import ANNOTATION, earlier_attempts
+from labkit.labs.exercise import ANNOTATION, earlier_attempts
 
 REF01 = checks.reference("01-api-from-frontend-only")
 REF02 = checks.reference("02-db-no-egress")

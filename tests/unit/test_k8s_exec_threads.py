@@ -29,8 +29,8 @@ import pytest
 import yaml
 
 from labkit.backends.kind import probe
-from labkit.k8s import KubeClient
 from labkit.model import Traffic
+from labkit.tools.k8s import KubeClient
 
 EXECS = 6
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3

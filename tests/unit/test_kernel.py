@@ -12,7 +12,7 @@ import signal
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from labkit.kernel import QuietShutdownKernelManager
+from labkit.course.kernel import QuietShutdownKernelManager
 
 pytestmark = pytest.mark.notebooks  # starts a real ipykernel
 

@@ -11,9 +11,9 @@ import yaml
 from labkit import Lab, ManifestError, UnknownKindError
 from labkit.backends.kind import KindBackend
 from labkit.backends.kind.guard import load_kubeconfig
-from labkit.backends.stage import Stage, pinned
 from labkit.cni.flannel import RECIPE as FLANNEL
 from labkit.cni.flannel import Flannel, flannel_documents
+from labkit.environments import Stage, pinned
 from labkit.errors import BackendUnsupported, ClusterError, ToolNotFound
 from tests.unit.kindfakes import FakeKube, FakeRunner, node, pod
 
@@ -354,7 +354,7 @@ def test_dns_on_udp_53_is_probed_with_nslookup_against_the_dns_pod(tmp_path, kub
 
 def test_an_earlier_exercise_attempt_is_found_by_its_annotation_and_deleted(tmp_path,
                                                                              kubeconfig) -> None:
-    from labkit.exercise import ANNOTATION, remove_attempts
+    from labkit.labs.exercise import ANNOTATION, remove_attempts
 
     b, _, kube = make(tmp_path, kubeconfig, clusters=["cni-lab"])
     shop(kube)

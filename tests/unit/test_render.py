@@ -40,7 +40,7 @@ def test_tables_and_reports() -> None:
 
 
 def test_doctor_html_shows_commands_as_code_not_raw_backticks() -> None:
-    from labkit.doctor import Check, DoctorReport
+    from labkit.course.doctor import Check, DoctorReport
 
     report = DoctorReport([Check("docker", "fail", "not reachable",
                                  "start Docker: `sudo systemctl start docker`")], "sim", "x")

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from labkit.backends.stage import environments_dir, render
+from labkit.environments import environments_dir, render
 
 SHOP = environments_dir() / "workloads" / "shop"
 
