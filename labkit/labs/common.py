@@ -12,21 +12,19 @@ starts from, so any notebook runs on a fresh kernel or a fresh simulated cluster
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.cni.calico import recipe as calico
-from labkit.display import escape, simulated_banner
-from labkit.display.render import Rendered
+from labkit.display import SIMULATED_BADGE, escape
+from labkit.display.render import Rendered, html_text
 from labkit.environments import environments_dir
 from labkit.errors import CheckFailed
-from labkit.lab import documents
-from labkit.model import ClusterState, HttpRequest, Pod, Traffic
-from labkit.policy import Engine, add_policy
-from labkit.policy.kinds import parse_documents
+from labkit.labs import exercise
+from labkit.labs.exercise import exercise as exercise_check
+from labkit.model import HttpRequest
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -49,19 +47,18 @@ class CheckResult(Rendered):
         return {True: "PASSED", False: "FAILED", None: "NOT ATTEMPTED"}[self.passed]
 
     def to_text(self) -> str:
-        lines = [f"[{self.mark}] {self.name}: {self.message}", *(f"  - {d}" for d in self.details)]
-        if self.simulated:
-            lines.append(f"  ({simulated_banner(True, 'The probes behind this check')})")
+        tag = " [simulated]" if self.simulated else ""
+        lines = [f"[{self.mark}]{tag} {self.name}: {self.message}",
+                 *(f"  - {d}" for d in self.details)]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         colour = {True: "#1a7f37", False: "#cf222e", None: "#9a6700"}[self.passed]
-        items = "".join(f"<li>{escape(d)}</li>" for d in self.details)
-        sim = (f"<p><i>{escape(simulated_banner(True, 'The probes behind this check'))}</i></p>"
-               if self.simulated else "")
+        items = "".join(f"<li>{html_text(d)}</li>" for d in self.details)
+        tag = f" {SIMULATED_BADGE}" if self.simulated else ""
         return (f'<div style="border-left:4px solid {colour};padding-left:8px">'
-                f'<b style="color:{colour}">{self.mark}</b> <b>{escape(self.name)}</b>: '
-                f"{escape(self.message)}<ul>{items}</ul>{sim}</div>")
+                f'<b style="color:{colour}">{self.mark}</b>{tag} <b>{escape(self.name)}</b>: '
+                f"{html_text(self.message)}<ul>{items}</ul></div>")
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "passed": self.passed, "message": self.message,
@@ -83,9 +80,35 @@ def verdict(allowed: bool) -> str:
 
 
 def describe(cell: Cell) -> str:
+    """``frontend -> db TCP/8080: expected blocked, observed open`` (learner names)."""
     observed = verdict(cell.seen.allowed) if cell.observed else "not probed"
-    return (f"{cell.source} -> {cell.destination}:{cell.port}/{cell.protocol}: expected "
-            f"{verdict(cell.expected.allowed)}, observed {observed}")
+    return f"{cell.title}: expected {verdict(cell.expected.allowed)}, observed {observed}"
+
+
+def reference(name: str) -> str:
+    """A reference solution (environments/exercises/NAME.yaml) as YAML text."""
+    return (environments_dir() / "exercises" / f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def judge_policy(lab: Lab, name: str, answer: Any, exercise_id: str, reference_name: str,
+                 *, what: str = "MY_POLICY", requests: Sequence[HttpRequest] = ()
+                 ) -> exercise.Answer:
+    """Apply a policy answer (earlier attempts removed) and compare its meaning with the
+    reference over the whole cluster plus decoys (and ``requests``, for L7 answers);
+    CheckFailed on the first difference."""
+    applied = exercise.apply_answer(lab, exercise_id, answer, what=what)
+    _, ref_objects = lab.validate(reference(reference_name))
+    result = exercise.compare(applied.before, applied.objects, ref_objects,
+                              requests=requests)
+    if result.differences:
+        more = len(result.differences) - 1
+        raise fail(name, exercise.explain(result.differences[0], result.state, applied.docs)
+                   + (f" ({more} more connection{' differs' if more == 1 else 's differ'})"
+                      if more else ""),
+                   "fix the policy in your cell and run the check again (this attempt stays "
+                   "applied until then; the next one replaces it)"
+                   + ("; " + "; ".join(applied.removed_note()) if applied.removed else ""))
+    return applied
 
 
 # -- checks every lab uses --------------------------------------------------------------------
@@ -102,6 +125,7 @@ def connection(lab: Lab, source: str, destination: str, port: int = SHOP_PORT, *
                        f"{cell.seen.attempts} attempt(s)", [describe(cell)], lab.simulated)
 
 
+@exercise_check("prediction")
 def exercise_prediction(lab: Lab, prediction: str | None, source: str = "shop-api/db",
                         destination: str = "shop-api/api", port: int = SHOP_PORT
                         ) -> CheckResult:
@@ -139,99 +163,12 @@ def remove_policies(lab: Lab, namespaces: tuple[str, ...] = ("shop-web", "shop-a
     return lab.delete(stubs) if stubs else []
 
 
-# -- exercises judged by meaning ---------------------------------------------------------------
-@dataclass(frozen=True)
-class Case:
-    """One request an exercise's answer must allow or deny (``want``), and why it matters.
-
-    ``source``/``destination`` are ``ns/app`` (the first pod of that app), a decoy's
-    ``ns/name`` or ``ip:ADDRESS``; ``denial`` pins how a denial must look (``"drop"`` or
-    ``"http-403"``) when that is part of the lesson.
-    """
-
-    source: str
-    destination: str
-    port: int
-    want: bool
-    why: str
-    http: HttpRequest | None = None
-    denial: str | None = None
-
-    def text(self) -> str:
-        req = f" {self.http.method} {self.http.path}" if self.http else ""
-        return f"{self.source} -> {self.destination}:{self.port}{req}"
-
-
-def judge_meaning(lab: Lab, manifest: Any, cases: Sequence[Case], decoys: Sequence[Pod] = (),
-                  *, replaces: Sequence[tuple[str, str]] = ()) -> list[str]:
-    """What the learner's policy *means*, before anything is applied: the engine with the
-    installed CNI's semantics over the cluster's pods plus ``decoys`` (pods placed to
-    catch the usual wrong answers), judged on ``cases``. Policies named in ``replaces``
-    ((kind, namespace/name)) are left out, so only the answer is judged.
-
-    Returns one line per case; raises CheckFailed naming the first wrong case, with the
-    engine's reasons (which policy selected what, which rule did or did not match).
-    """
-    objects = parse_documents(documents(manifest), served=lab.served())
-    state: ClusterState = copy.copy(lab.impl.state())
-    state.pods = {**state.pods, **{p.key: p for p in decoys}}
-    state.policies = [p for p in state.policies
-                      if (getattr(p, "kind", ""), f"{getattr(p, 'namespace', '')}/"
-                          f"{getattr(p, 'name', '')}") not in set(replaces)]
-    for obj in objects:
-        add_policy(state, obj)
-    engine = Engine(state, cni=lab.cni)
-    pods = {p.key: p for p in state.pods.values()}
-    lines = []
-    for case in cases:
-        traffic = Traffic(_endpoint(case.source, pods), _endpoint(case.destination, pods),
-                          case.port, "TCP", case.http)
-        verdict = engine.evaluate(traffic)
-        seen = "allowed" if verdict.allowed else \
-            f"denied ({verdict.denial.value if verdict.denial else 'denied'})"
-        wrong = verdict.allowed != case.want or (
-            case.denial is not None and not verdict.allowed
-            and (verdict.denial.value if verdict.denial else None) != case.denial)
-        if wrong:
-            wanted = "allowed" if case.want else f"denied ({case.denial or 'any way'})"
-            raise CheckFailed(
-                f"your policy gets {case.text()} wrong: it is {seen}, it should be {wanted} "
-                f"({case.why}). The engine's reasons: " + "; ".join(verdict.reasons),
-                hint="an HTTP rule's method and path are regular expressions that must match "
-                "the whole value, and several rules are alternatives: compare the request with "
-                "the rules in the reasons" if case.http is not None and verdict.allowed
-                != case.want and (verdict.denial is None or verdict.denial.value == "http-403")
-                else "compare each selector with the labels of the pods in the reasons")
-        lines.append(f"{case.text()}: {seen}, as it should ({case.why})")
-    return lines
-
-
-def _endpoint(name: str, pods: dict[str, Pod]) -> str:
-    if name.startswith("ip:") or name in pods:
-        return name
-    ns, _, app = name.partition("/")
-    found = sorted(k for k, p in pods.items() if p.namespace == ns and p.labels.get("app") == app
-                   and not p.labels.get("labkit.io/decoy"))
-    if not found:
-        raise CheckFailed(f"no pod {name}", hint="lab.status() shows the running pods")
-    return found[0]
-
-
-def decoy(namespace: str, name: str, labels: dict[str, str], ip: str, template: Pod | None = None
-          ) -> Pod:
-    """A pod that exists only in the judge's model of the cluster (never applied)."""
-    base = template or Pod(namespace, name)
-    return replace(base, namespace=namespace, name=name, ip=ip,
-                   labels={**labels, "labkit.io/decoy": "true"})
-
-
 # -- course set-up: the state a lab starts from ----------------------------------------------
 POLICIES = environments_dir() / "policies"
 LAB01_POLICY = POLICIES / "shop-db-from-api-only.yaml"
 #: Every policy folder or file lab 02 applies, in the order a clean slate deletes them.
 LAB02_POLICIES = (POLICIES / "calico-tiers", POLICIES / "calico", POLICIES / "shop",
                   LAB01_POLICY)
-EXERCISE_POLICY = "security.db-no-egress"
 
 
 def ensure_lab01(lab: Lab) -> str:
@@ -259,13 +196,10 @@ def ensure_calico(lab: Lab) -> str:
 
 
 def clean_slate(lab: Lab) -> list[str]:
-    """Delete every policy lab 02 applies (an earlier run's included), and the exercise's."""
-    removed: list[str] = []
-    stub = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
-            "metadata": {"name": EXERCISE_POLICY},
-            "spec": {"tier": "security", "selector": "all()"}}
+    """Delete every policy lab 02 applies (an earlier run's included), and every exercise
+    answer labkit applied (found by its annotation)."""
+    removed: list[str] = exercise.remove_attempts(lab)
     if lab.cni == "calico":
-        removed += lab.delete([stub])
         for path in LAB02_POLICIES:
             removed += lab.delete(Path(path))
     removed += remove_policies(lab)

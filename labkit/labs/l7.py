@@ -18,14 +18,15 @@ from labkit.labs.cilium import clean_slate, ensure_cilium
 from labkit.labs.common import (
     POLICIES,
     SHOP_PORT,
-    Case,
     CheckResult,
-    decoy,
     describe,
+    exercise_check,
     fail,
-    judge_meaning,
+    judge_policy,
     not_attempted,
+    reference,
 )
+from labkit.labs.exercise import summary
 from labkit.matrix import HttpMatrix, request_label
 from labkit.model import HttpRequest
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["ARTICLE_POLICY", "DNS_POLICY", "L7_POLICIES", "REQUESTS", "SERVED_NAMES",
            "api_pods", "clean_slate", "dns_aware_egress", "enforcement_always",
            "ensure_cilium", "exercise_products_read_only", "http_goal", "http_matrix",
-           "l7_outcomes"]
+           "l7_outcomes", "reference"]
 
 L7_POLICIES = POLICIES / "cilium-l7"
 DNS_POLICY = POLICIES / "cilium-dns" / "frontend-egress.yaml"
@@ -180,46 +181,41 @@ def dns_aware_egress(lab: Lab) -> CheckResult:
 
 
 # -- exercise -------------------------------------------------------------------------------
+EXERCISE_ID = "lab05-ex1"
+EXERCISE_REFERENCE = "05-products-read-only"
+#: The requests the exercise is judged on (with every pod, the decoys and an outside address
+#: as sources): the ones it keeps open, and the ones that tell the usual mistakes apart.
+EXERCISE_REQUESTS = (
+    HttpRequest("GET", "/healthz"), HttpRequest("GET", "/products/7"),
+    HttpRequest("GET", "/products/1234"), HttpRequest("GET", "/products/7/reviews"),
+    HttpRequest("GET", "/products/abc"), HttpRequest("POST", "/products/7"),
+    HttpRequest("GET", "/admin"),
+)
+
+
+@exercise_check(EXERCISE_ID)
 def exercise_products_read_only(lab: Lab, manifest: Any) -> CheckResult:
-    """Exercise: the frontend may only GET /healthz and GET /products/<number>; nobody else
-    may reach the API. Judged by meaning over a request set with decoys, then probed."""
+    """Exercise: the frontend may only GET /healthz and GET /products/<number>; every other
+    request from it gets 403; nobody else reaches the API. Judged by meaning over the whole
+    cluster, the decoys and a request set (labkit.labs.exercise), then probed."""
     name = "exercise: a read-only product API"
     if manifest is None:
         return not_attempted(name, "write your CiliumNetworkPolicy in MY_L7_POLICY")
     clean_slate(lab)
-    api = lab.pods("shop-api")[0]
-    decoys = [decoy("shop-api", "decoy-frontend", {"app": "frontend"}, "10.244.250.20", api)]
-
-    def case(src: str, method: str, path: str, want: str, why: str) -> Case:
-        return Case(src, "shop-api/api", SHOP_PORT, want == "allowed", why,
-                    HttpRequest(method, path), None if want == "allowed" else
-                    ("http-403" if want == "403" else "drop"))
-
-    front = "shop-web/frontend"
-    cases = [
-        case(front, "GET", "/healthz", "allowed", "health checks"),
-        case(front, "GET", "/products/7", "allowed", "one product"),
-        case(front, "GET", "/products/1234", "allowed", "any product number"),
-        case(front, "GET", "/products/7/reviews", "403",
-             "paths match as a whole: /products/.* would let this through"),
-        case(front, "GET", "/products/abc", "403", "a product number is digits"),
-        case(front, "POST", "/products/7", "403", "read-only: GET only"),
-        case(front, "GET", "/admin", "403", "anything else is refused by the proxy"),
-        case("shop-api/db", "GET", "/healthz", "dropped",
-             "the database has no business with the API: dropped at L3/L4, not 403"),
-        case("shop-api/decoy-frontend", "GET", "/healthz", "dropped",
-             "app=frontend in the wrong namespace: name the namespace in fromEndpoints"),
-    ]
-    lines = judge_meaning(lab, manifest, cases, decoys)
-    lab.apply(manifest)
-    matrix = lab.http_matrix([front, "shop-api/db"], "shop-api/api",
-                             [HttpRequest("GET", "/products/7"), HttpRequest("GET", "/admin")],
+    applied = judge_policy(lab, name, manifest, EXERCISE_ID, EXERCISE_REFERENCE,
+                           what="MY_L7_POLICY", requests=EXERCISE_REQUESTS)
+    matrix = lab.http_matrix(["shop-web/frontend", "shop-api/db"], "shop-api/api",
+                             [HttpRequest("GET", "/products/7"),
+                              HttpRequest("GET", "/products/7/reviews")],
                              SHOP_PORT, title="your policy, probed")
     if matrix.diff():
         raise fail(name, f"the cluster disagrees: {describe(matrix.diff()[0])}",
                    "the engine accepted your policy; is Cilium's Envoy running?")
     return CheckResult(name, True, "your policy means what the exercise asks, and the cluster "
-                       "does it", [*lines, matrix.summary()], lab.simulated)
+                       "does it", [*applied.removed_note(),
+                                   f"same outcome as the reference for {len(EXERCISE_REQUESTS)} "
+                                   "requests from every pod, the decoys and an outside address",
+                                   matrix.summary()], lab.simulated)
 
 
 def http_goal(lab: Lab) -> CheckResult:
@@ -231,4 +227,5 @@ def http_goal(lab: Lab) -> CheckResult:
     clean_slate(lab)
     lab.apply(L7_POLICIES)
     result = l7_outcomes(lab, http_matrix(lab, "lab 05 closing check"))
-    return CheckResult(name, True, result.message, result.details, lab.simulated)
+    return CheckResult(name, True, result.message,
+                       [*result.details, summary(lab, [EXERCISE_ID])], lab.simulated)

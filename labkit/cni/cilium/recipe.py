@@ -36,7 +36,7 @@ import yaml
 
 from labkit.backends.kind import probe
 from labkit.backends.sim.cluster import CniRecord
-from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
+from labkit.backends.sim.ipam import NodeRangeIpam
 from labkit.cni import Check, Recipe
 from labkit.cni.cilium import identity as ids
 from labkit.cni.cilium.status import (
@@ -191,14 +191,15 @@ class Cilium(Recipe):
                                "then Lab('cilium').up()")
         values = helm_values(backend.stage)
         # ipam.mode=kubernetes: the agent hands out addresses from node.spec.podCIDR, the /24
-        # the controller-manager gave each node (Cilium docs, "Kubernetes Host Scope").
-        cidrs = node_cidrs(backend.stage.pod_subnet, list(cluster.nodes))
+        # the controller-manager gave each node when it registered (Cilium docs,
+        # "Kubernetes Host Scope").
+        cidrs = cluster.pod_cidrs
         settings = {"kubeProxyReplacement": bool(values.get("kubeProxyReplacement")),
                     "ipam": (values.get("ipam") or {}).get("mode", "cluster-pool"),
                     "tunnel": "vxlan"}
         with cluster.batch():
             cluster.install_cni(CniRecord(self.name, NodeRangeIpam(cidrs, name="cilium/kubernetes"),
-                                          NAMESPACE, AGENT, settings), cidrs)
+                                          NAMESPACE, AGENT, settings))
             cluster.add_daemonset(NAMESPACE, ENVOY, {"k8s-app": ENVOY})
             for name, replicas in DEPLOYMENTS:
                 cluster.apply_deployment(Deployment(NAMESPACE, name, replicas,
