@@ -229,11 +229,7 @@ class ConnectivityMatrix(Rendered):
 
     def _repr_html_(self) -> str:
         e = html.escape
-        parts = ['<div class="labkit-matrix">']
-        if self.title:
-            parts.append(f"<strong>{e(self.title)}</strong>")
-        if self.simulated:
-            parts.append(f" {SIMULATED_BADGE}")
+        parts = _html_head(self.title, self.simulated)
         for port, proto in self.ports:
             parts.append('<table style="border-collapse:collapse">'
                          f'<caption style="text-align:left">{proto}/{port} &mdash; rows: from, '
@@ -283,6 +279,16 @@ _HTML_LEGEND = "".join(
         ("403", _COLOURS["403"], "1px solid #ccc", "denied by an HTTP rule"),
         ("✗ → ✓", "#fff", "3px solid #c00", "expected → observed, where they differ"),
     ))
+
+
+def _html_head(title: str, simulated: bool) -> list[str]:
+    """The opening of a matrix's HTML: its title and the simulated badge."""
+    parts = ['<div class="labkit-matrix">']
+    if title:
+        parts.append(f"<strong>{html.escape(title)}</strong>")
+    if simulated:
+        parts.append(f" {SIMULATED_BADGE}")
+    return parts
 
 
 def _html_cell(cell: Cell) -> str:
@@ -397,11 +403,7 @@ class HttpMatrix(Rendered):
 
     def _repr_html_(self) -> str:
         e = html.escape
-        parts = ['<div class="labkit-matrix">']
-        if self.title:
-            parts.append(f"<strong>{e(self.title)}</strong>")
-        if self.simulated:
-            parts.append(f" {SIMULATED_BADGE}")
+        parts = _html_head(self.title, self.simulated)
         parts.append('<table style="border-collapse:collapse">'
                      f"<caption>requests to {e(self._name(self.destination))} on "
                      f"TCP/{self.port}</caption><tr><th></th>")
