@@ -39,6 +39,7 @@ from labkit.backends.sim.cluster import CniRecord
 from labkit.backends.sim.ipam import NodeRangeIpam
 from labkit.cni import Check, Recipe
 from labkit.cni.cilium import identity as ids
+from labkit.cni.cilium import served
 from labkit.cni.cilium.status import (
     AgentStatus,
     CliStatus,
@@ -302,13 +303,12 @@ class Cilium(Recipe):
                                 kind=lambda b: _kind_set_enforcement(mode))
 
     # -- names the lab serves itself (DNS-aware policy) ----------------------------------
-    def serve_name(self, target: Any, name: str, ip: str) -> None:
-        """Make the cluster's DNS answer ``name`` with ``ip``, an address outside the cluster
-        (a name the lab serves itself, for toFQDNs). Sim only: on kind this is a CoreDNS
-        ``hosts`` entry and a server on the kind network, which labkit does not set up yet."""
+    def serve_name(self, target: Any, name: str) -> str:
+        """Serve ``name`` from outside the cluster and make the cluster's DNS answer it;
+        returns its address (labkit.cni.cilium.served)."""
         backend: Backend = getattr(target, "impl", target)
-        backend.dispatch(sim=lambda b: _sim_serve_name(b, name, ip),
-                         kind=lambda b: _kind_serve_name(name))
+        return backend.dispatch(sim=lambda b: served.serve_sim(b, name),
+                                kind=lambda b: served.serve_kind(b, name))
 
     # -- kube-proxy replacement, by behaviour -----------------------------------------
     def service_probes(self, target: Any, source: str) -> ServiceProbes:
@@ -370,22 +370,6 @@ def _sim_set_enforcement(backend: SimBackend, mode: str) -> str:
     c.cni.settings["policyEnforcementMode"] = mode
     c.changed()
     return before
-
-
-def _sim_serve_name(backend: SimBackend, name: str, ip: str) -> None:
-    c = backend.cluster
-    if c.cni is None:
-        raise ClusterError("no CNI is installed [simulated]", hint="lab.install_cni('cilium')")
-    names = dict(c.cni.settings.get("dns_names") or {})
-    names[name.lower().rstrip(".")] = [ip]
-    c.cni.settings["dns_names"] = names
-    c.changed()
-
-
-def _kind_serve_name(name: str) -> None:
-    raise BackendUnsupported(
-        f"labkit cannot serve {name} on a kind cluster yet",
-        hint="DNS-aware egress is modelled on the sim backend (backend='sim')")
 
 
 def _kind_set_enforcement(mode: str) -> str:
