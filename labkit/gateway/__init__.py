@@ -7,7 +7,7 @@ observed traffic split against configured weights.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +16,34 @@ from labkit.gateway.router import Result, Router
 from labkit.gateway.split import SplitCheck, split_check
 
 __all__ = ["Request", "Result", "Router", "SplitCheck", "load_router", "route_requests",
-           "split_check"]
+           "router_from_text", "split_check"]
+
+
+def _router(docs: Iterable[tuple[str, dict[str, Any]]]) -> Router:
+    from labkit.gateway.parse import PARSERS
+    from labkit.policy.core_kinds import PARSERS as CORE
+    from labkit.policy.parse import parse_one
+
+    table = {**CORE, **PARSERS}
+    objects: list[Any] = []
+    for source, doc in docs:
+        objects += parse_one(doc, source, table)
+    return Router(objects)
 
 
 def load_router(manifests: Sequence[str | Path]) -> Router:
     """A Router over the Namespaces, Services, Deployments, Pods, Secrets and Gateway API
     objects of these files or directories (parsed strictly)."""
-    from labkit.gateway.parse import PARSERS
-    from labkit.policy.core_kinds import PARSERS as CORE
-    from labkit.policy.parse import parse_one, read_documents
+    from labkit.policy.parse import read_documents
 
-    table = {**CORE, **PARSERS}
-    objects: list[Any] = []
-    for source, doc in read_documents(manifests):
-        objects += parse_one(doc, source, table)
-    return Router(objects)
+    return _router(read_documents(manifests))
+
+
+def router_from_text(text: str, source: str = "<string>") -> Router:
+    """A Router over the objects of a YAML string (several documents)."""
+    from labkit.policy.parse import documents_of
+
+    return _router(documents_of(text, source))
 
 
 def route_requests(manifests: Sequence[str | Path], requests: str | Path
