@@ -32,13 +32,17 @@ def read_requests(path: str | Path, router: Router) -> list[Request]:
         raise ManifestError(f"cannot read the requests file: {exc.strerror}", source=source,
                             hint="pass --requests FILE, a YAML list of requests") from exc
     except yaml.YAMLError as exc:
-        raise ManifestError(f"invalid YAML: {exc}".splitlines()[0], source=source,
-                            hint="the requests file is a YAML list of requests") from exc
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ManifestError(f"invalid YAML: {problem}", source=source,
+                            field=f"line {mark.line + 1}, column {mark.column + 1}" if mark
+                            else "", hint="the requests file is a YAML list of requests; "
+                            "quote values holding ?, : or # (path: '/a?b=c')") from exc
     ctx = ParseContext(source, "requests")
     items = ctx.sequence(raw, "")
     if not items:
-        raise ctx.error("", "holds no requests", hint="write a YAML list, e.g. - gateway: "
-                        "shop/shop-gateway\n  path: /checkout")
+        raise ctx.error("", "holds no requests", hint="write a YAML list, e.g. "
+                        "[{gateway: shop-web/shop, host: shop.example.com, path: /checkout}]")
     return [_request(ParseContext(source, f"request [{i}]"), item, router)
             for i, item in enumerate(items)]
 
