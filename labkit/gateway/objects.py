@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labkit.model import Namespaced
 from labkit.policy.selectors import LabelSelector
 
 GROUP = "gateway.networking.k8s.io"
@@ -43,15 +44,11 @@ class Listener:
 
 
 @dataclass(frozen=True)
-class Gateway:
+class Gateway(Namespaced):
     namespace: str
     name: str
     class_name: str
     listeners: tuple[Listener, ...]
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -71,16 +68,12 @@ class ParentRef:
 
 
 @dataclass(frozen=True)
-class BackendObjectRef:
+class BackendObjectRef(Namespaced):
     group: str
     kind: str
     namespace: str
     name: str
     port: int | None
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
     def describe(self) -> str:
         kind = self.kind if self.group == CORE_GROUP else f"{self.kind}.{self.group}"
@@ -183,7 +176,7 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class HTTPRoute:
+class HTTPRoute(Namespaced):
     namespace: str
     name: str
     parents: tuple[ParentRef, ...]
@@ -192,10 +185,6 @@ class HTTPRoute:
     #: metadata.creationTimestamp as a UTC ISO string; "" (not created yet) sorts after
     #: every dated route, and routes without one tie, so their names decide.
     created: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -213,7 +202,7 @@ class GrantTo:
 
 
 @dataclass(frozen=True)
-class ReferenceGrant:
+class ReferenceGrant(Namespaced):
     namespace: str
     name: str
     sources: tuple[GrantFrom, ...]
