@@ -16,6 +16,7 @@ from labkit.errors import (
     ToolNotFound,
     UnknownKindError,
 )
+from labkit.gateway import SplitCheck, route_requests, split_check
 from labkit.lab import Lab, choose_backend
 from labkit.matrix import ConnectivityMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
@@ -35,6 +36,7 @@ __all__ = [
     "LabkitError",
     "ManifestError",
     "Observation",
+    "SplitCheck",
     "Stage",
     "ToolError",
     "ToolNotFound",
@@ -46,4 +48,6 @@ __all__ = [
     "load_objects",
     "load_versions",
     "parse_text",
+    "route_requests",
+    "split_check",
 ]

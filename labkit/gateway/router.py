@@ -194,6 +194,9 @@ class Router:
             res.reasons.append(f"Gateway {gw.key} is not accepted: GatewayClass "
                                f"{gw.class_name} is not among the manifests")
             return res
+        if not self.classes and gw.class_name != CILIUM_CLASS:
+            res.reasons.append(f"GatewayClass {gw.class_name} is not among the manifests: "
+                               "taken as installed")
         listener = self._listener(gw, req, res)
         if listener is None:
             return res

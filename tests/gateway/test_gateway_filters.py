@@ -412,3 +412,15 @@ def test_gamma_parent_port_and_consumer_routes() -> None:
                                        sectionName="admin"))
     assert backend(route_in(by_name, service="infra/echo", port=9000)) == "infra-backend-v2"
     assert backend(route_in(by_name, service="infra/echo", port=80)) == "echo"
+
+
+def test_a_gateway_of_an_unknown_class_is_not_accepted() -> None:
+    """GatewayClass: when the manifests define classes, a Gateway must name one of them."""
+    manifests = routes(http_route("r", [{"backendRefs": to("infra-backend-v1")}]))
+    other = route_in(manifests + "---\n" + GW + """metadata: {name: orphan,
+  namespace: infra}
+spec:
+  gatewayClassName: missing
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+""", gateway="infra/orphan")
+    assert other.status == 404 and "GatewayClass missing" in other.reasons[0]
