@@ -235,6 +235,12 @@ class Router:
             res.reasons.append(f"Gateway {gw.key} has {what} on port {req.port}: "
                                "nothing there serves HTTP")
             return None
+        if any(lst.protocol == "TCP" for lst in on_port):
+            # "all the Listeners that share a port with the TCP Listener are not distinct
+            # and so MUST NOT be accepted" (Gateway.Listeners in gateway_types.go)
+            res.reasons.append(f"Gateway {gw.key}: the listeners on port {req.port} share it "
+                               "with a TCP listener, so none of them is accepted")
+            return None
         host = req.hostname
         fitting = [lst for lst in http if not lst.hostname or hostnames.matches(lst.hostname, host)]
         if not fitting:

@@ -424,3 +424,20 @@ spec:
   listeners: [{name: http, port: 80, protocol: HTTP}]
 """, gateway="infra/orphan")
     assert other.status == 404 and "GatewayClass missing" in other.reasons[0]
+
+
+def test_http_listeners_sharing_a_port_with_a_tcp_listener_are_not_accepted() -> None:
+    """gateway_types.go, distinct listeners: HTTP/HTTPS/TLS listeners on the port of a TCP
+    listener MUST NOT be accepted."""
+    manifests = GW + """metadata: {name: mixed, namespace: infra}
+spec:
+  gatewayClassName: test
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+  - {name: tcp, port: 80, protocol: TCP}
+  - {name: alt, port: 8080, protocol: HTTP}
+---
+""" + one_rule({"backendRefs": to("infra-backend-v1")}, parents=[{"name": "mixed"}])
+    result = route_in(manifests, gateway="infra/mixed")
+    assert result.status == 404 and "TCP listener" in result.reasons[0]
+    assert route_in(manifests, gateway="infra/mixed", port=8080).status == 200
