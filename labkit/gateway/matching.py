@@ -45,9 +45,12 @@ class Request:
         return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
     def header(self, name: str) -> str | None:
-        """A header's value; names compare without case (RFC 7230 section 3.2)."""
+        """A header's value; names compare without case (RFC 7230 section 3.2). ``Host`` is
+        the request's host (HTTP/2's :authority), which GEP-1294 suggests matching on in a
+        mesh."""
         lower = name.lower()
-        return next((v for k, v in self.headers if k.lower() == lower), None)
+        found = next((v for k, v in self.headers if k.lower() == lower), None)
+        return self.host if found is None and lower == "host" else found
 
 
 def path_matches(match: PathMatch, path: str) -> bool:

@@ -441,3 +441,14 @@ spec:
     result = route_in(manifests, gateway="infra/mixed")
     assert result.status == 404 and "TCP listener" in result.reasons[0]
     assert route_in(manifests, gateway="infra/mixed", port=8080).status == 200
+
+
+def test_a_host_header_match_sees_the_request_host_in_a_mesh() -> None:
+    """GEP-1294, "hostnames field": to filter on hostnames, a mesh route matches the Host
+    header instead."""
+    manifests = MESH + routes(mesh_route("by-host", [
+        {"matches": [{"headers": [{"name": "Host", "value": "echo.infra"}]}],
+         "backendRefs": to("infra-backend-v1")}]))
+    assert backend(route_in(manifests, service="infra/echo", host="echo.infra")) == \
+        "infra-backend-v1"
+    assert route_in(manifests, service="infra/echo", host="echo").status == 404
