@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from labkit.gateway import route_requests
+from labkit.gateway.filters import Location
 
 
 def register(subparsers: Any) -> None:
@@ -40,9 +41,7 @@ def to_text(r: dict[str, Any]) -> str:
     target = f"gateway {r['gateway']}" if "gateway" in r else f"service {r['service']}"
     head = f"{r['method']} {r['host'] or '(no host)'}:{r['port']}{r['path']} via {target}"
     if r["redirect"]:
-        rd = r["redirect"]
-        outcome = f"{r['status']} redirect to {rd['scheme']}://{rd['host']}:{rd['port']}" \
-                  f"{rd['path']}"
+        outcome = f"{r['status']} redirect to {Location(**r['redirect']).url()}"
     elif r["backends"]:
         outcome = f"{r['status']} -> " + ", ".join(f"{k} {v:.0%}" for k, v in
                                                     r["backends"].items())

@@ -78,6 +78,9 @@ spec:
     assert r["redirect"] == {"scheme": "https", "host": "shop.example.com", "port": 443,
                              "path": "/a"}
     assert r["host"] == "shop.example.com" and r["headers"] == {} and r["port"] == 80
+    assert main(["mesh", "route", str(tmp_path / "m.yaml"), "--requests",
+                 str(tmp_path / "r.yaml")]) == 0
+    assert capsys.readouterr().out.startswith("301 redirect to https://shop.example.com/a ")
 
 
 def test_text_output_names_status_backends_and_reasons(capsys: pytest.CaptureFixture[str]
