@@ -100,7 +100,7 @@ class Router:
         self.services: dict[str, Service] = {}
         self.secrets: set[str] = set()
         self.namespaces: dict[str, dict[str, str]] = {}
-        self.grants: list[ReferenceGrant] = []
+        self.grants: dict[str, ReferenceGrant] = {}
         for obj in objects:
             if isinstance(obj, GatewayClass):
                 self.classes[obj.name] = obj
@@ -115,7 +115,7 @@ class Router:
             elif isinstance(obj, Namespace):
                 self.namespaces[obj.name] = obj.all_labels()
             elif isinstance(obj, ReferenceGrant):
-                self.grants.append(obj)
+                self.grants[obj.key] = obj
 
     # -- references -----------------------------------------------------------------------
     def namespace_labels(self, name: str) -> dict[str, str]:
@@ -124,7 +124,8 @@ class Router:
     def granted(self, src: GrantFrom, group: str, kind: str, namespace: str, name: str) -> bool:
         """A cross-namespace reference needs a ReferenceGrant in the target's namespace."""
         return src.namespace == namespace or any(
-            g.namespace == namespace and g.allows(src, group, kind, name) for g in self.grants)
+            g.namespace == namespace and g.allows(src, group, kind, name)
+            for g in self.grants.values())
 
     def backend_problem(self, route: HTTPRoute, ref: BackendObjectRef) -> str:
         """Why a backendRef is invalid ("" when it is valid): HTTPBackendRef's list of
