@@ -74,3 +74,22 @@ def api_group(ctx: ParseContext, value: Any, field: str) -> str:
     if len(text) > 253 or not GROUP_NAME.match(text):
         raise ctx.error(field, f"{text!r} is not a valid API group")
     return text
+
+
+#: A nested shape of allowed keys: a key maps to the shape of its value (None: any value;
+#: a one-item list: a list whose items have that shape).
+Shape = dict[str, "Shape | list[Shape] | None"]
+
+
+def check_keys(ctx: ParseContext, value: Any, field: str, shape: Shape) -> None:
+    """Refuse unknown fields anywhere in ``value``, as strict field validation does."""
+    raw = ctx.mapping(value, field, allowed=shape)
+    for key, inner in shape.items():
+        if inner is None or raw.get(key) is None:
+            continue
+        if isinstance(inner, list):
+            for i, item in enumerate(ctx.sequence(raw[key], f"{field}.{key}")):
+                check_keys(ctx, item, f"{field}.{key}[{i}]", inner[0])
+        else:
+            check_keys(ctx, raw[key], f"{field}.{key}", inner)
+

@@ -19,7 +19,9 @@ from labkit.gateway.fields import (
     NAMESPACE,
     PROTOCOL,
     SECTION_NAME,
+    Shape,
     api_group,
+    check_keys,
     enum_field,
     list_field,
     string_field,
@@ -38,6 +40,21 @@ from labkit.gateway.objects import (
 )
 from labkit.gateway.parse_route import http_route
 from labkit.policy.parse import ParseContext, Parser, name_of, namespace_of
+
+_REF: Shape = {"group": None, "kind": None, "name": None, "namespace": None}
+_SELECTOR: Shape = {"matchLabels": None, "matchExpressions": [{"key": None, "operator": None,
+                                                               "values": None}]}
+_VALIDATION: Shape = {"caCertificateRefs": [_REF], "mode": None}
+#: The Gateway fields routing does not read, checked for unknown keys only.
+GATEWAY_EXTRAS: Shape = {
+    "addresses": [{"type": None, "value": None}],
+    "infrastructure": {"labels": None, "annotations": None,
+                       "parametersRef": {"group": None, "kind": None, "name": None}},
+    "allowedListeners": {"namespaces": {"from": None, "selector": _SELECTOR}},
+    "tls": {"backend": {"clientCertificateRef": _REF},
+            "frontend": {"default": {"validation": _VALIDATION},
+                         "perPort": [{"port": None, "tls": {"validation": _VALIDATION}}]}},
+}
 
 
 # -- GatewayClass -------------------------------------------------------------------------
@@ -64,8 +81,7 @@ def _gateway(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:
     unique_names(ctx, [lst.name for lst in listeners], "spec.listeners", "listener name")
     unique_names(ctx, [f"{lst.port}/{lst.protocol}/{lst.hostname}" for lst in listeners],
                  "spec.listeners", "combination of port, protocol and hostname")
-    for i, a in enumerate(ctx.sequence(spec.get("addresses"), "spec.addresses")):
-        ctx.mapping(a, f"spec.addresses[{i}]", allowed=("type", "value"))
+    check_keys(ctx, {k: spec.get(k) for k in GATEWAY_EXTRAS}, "spec", GATEWAY_EXTRAS)
     return [Gateway(ns, name_of(doc), class_name, listeners)]
 
 

@@ -171,3 +171,22 @@ spec:
     with pytest.raises(UnknownKindError):
         router_from_text("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n"
                          "metadata: {name: g}\n")
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ("addresses: [{type: IPAddress, value: 10.0.0.1, ip: x}]", "spec.addresses[0].ip"),
+    ("infrastructure: {labels: {a: b}, parametersRef: {group: g, kind: K, name: n, x: 1}}",
+     "spec.infrastructure.parametersRef.x"),
+    ("tls: {frontend: {default: {validation: {caCertificateRefs: [{name: ca, grp: x}]}}}}",
+     "spec.tls.frontend.default.validation.caCertificateRefs[0].grp"),
+    ("allowedListeners: {namespaces: {from: All, selecter: x}}",
+     "spec.allowedListeners.namespaces.selecter"),
+])
+def test_unknown_fields_are_refused_in_gateway_parts_routing_does_not_read(
+        extra: str, field: str) -> None:
+    gateway = GATEWAY.format(listeners="- {name: a, port: 80, protocol: HTTP}")
+    err = refused(gateway + f"  {extra}\n")
+    assert (err.field, "unknown field" in str(err)) == (field, True)
+    unknown = field.rsplit(".", 1)[-1]
+    router_from_text(gateway + "  " + extra.replace(f", {unknown}: x", "").replace(
+        f", {unknown}: 1", "") + "\n")
