@@ -182,8 +182,18 @@ def _reference_grant(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:
     return [ReferenceGrant(namespace_of(doc), name_of(doc), tuple(sources), tuple(targets))]
 
 
+def _not_modelled(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:
+    raise ctx.error("kind", f"{doc['kind']} is served by the Gateway API v1.6.1 CRDs, but "
+                    "labkit routes HTTP only (HTTPRoute)",
+                    hint="leave it out of the manifests given to labkit mesh route")
+
+
+#: Standard-channel kinds of v1.6.1 that labkit does not model: named, not "unknown".
+NOT_MODELLED = ("GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute", "ListenerSet",
+                "BackendTLSPolicy")
 V1 = f"{GROUP}/v1"
 PARSERS: dict[tuple[str, str], Parser] = {
+    **{(V1, kind): _not_modelled for kind in NOT_MODELLED},
     (V1, "GatewayClass"): _gateway_class,
     (V1, "Gateway"): _gateway,
     (V1, "HTTPRoute"): http_route,

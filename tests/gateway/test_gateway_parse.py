@@ -168,9 +168,13 @@ spec:
     with pytest.raises(UnknownKindError) as unknown:
         router_from_text(grant.replace("v1beta1", "v1alpha2"), "old.yaml")
     assert "served as apiVersion" in str(unknown.value)
-    with pytest.raises(UnknownKindError):
+    with pytest.raises(ManifestError, match="labkit routes HTTP only") as grpc:
         router_from_text("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n"
                          "metadata: {name: g}\n")
+    assert not isinstance(grpc.value, UnknownKindError)
+    with pytest.raises(UnknownKindError):
+        router_from_text("apiVersion: gateway.networking.k8s.io/v1\nkind: Mesh\n"
+                         "metadata: {name: m}\n")
 
 
 @pytest.mark.parametrize(("extra", "field"), [
