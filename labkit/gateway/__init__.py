@@ -13,10 +13,10 @@ from typing import Any
 
 from labkit.gateway.matching import Request
 from labkit.gateway.router import Result, Router
-from labkit.gateway.split import SplitCheck, split_check
+from labkit.gateway.split import SplitCheck, draw_split, split_check
 
-__all__ = ["Request", "Result", "Router", "SplitCheck", "load_router", "route_requests",
-           "router_from_text", "split_check"]
+__all__ = ["Request", "Result", "Router", "SplitCheck", "draw_split", "load_router",
+           "route_requests", "router_from_text", "split_check"]
 
 
 def _router(docs: Iterable[tuple[str, dict[str, Any]]]) -> Router:

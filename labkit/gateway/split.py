@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import math
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -108,3 +109,19 @@ def split_check(observed: Mapping[str, int], weights: Mapping[str, int | float],
         low, high = wilson_interval(count, total, level)
         shares.append(ShareCheck(b, weights.get(b, 0) / weight, count, count / total, low, high))
     return SplitCheck(total, confidence, tuple(shares))
+
+
+def draw_split(backends: Mapping[str, float], requests: int, *, seed: int = 0
+               ) -> dict[str, int]:
+    """Counts per backend for ``requests`` requests, each sent to one backend at random in
+    proportion to its fraction, as Envoy's weighted clusters pick per request
+    (https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/route/v3/route_components.proto,
+    WeightedCluster). Seeded, so a simulated run is the same every time."""
+    if requests < 0 or not backends or any(f < 0 for f in backends.values()):
+        raise LabkitError("draw_split needs a non-negative number of requests and backends "
+                          "with non-negative fractions", hint="pass Result.backends")
+    names = list(backends)
+    rng = random.Random(seed)
+    picks = rng.choices(names, weights=[backends[n] for n in names], k=requests)
+    return {n: picks.count(n) for n in names}
+

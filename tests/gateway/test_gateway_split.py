@@ -7,7 +7,7 @@ import random
 import pytest
 
 from labkit.errors import LabkitError
-from labkit.gateway import split_check
+from labkit.gateway import draw_split, split_check
 from labkit.gateway.split import wilson_interval
 
 W = {"shop/checkout-v1": 80, "shop/checkout-v2": 20}
@@ -69,3 +69,14 @@ def test_bad_input_is_one_clear_error(observed: dict[str, int], weights: dict[st
                                       confidence: float, message: str) -> None:
     with pytest.raises(LabkitError, match=message):
         split_check(observed, weights, confidence=confidence)
+
+
+def test_a_drawn_split_is_reproducible_and_consistent_with_its_weights() -> None:
+    fractions = {"shop/checkout-v1": 0.8, "shop/checkout-v2": 0.2}
+    counts = draw_split(fractions, 500, seed=7)
+    assert counts == draw_split(fractions, 500, seed=7) and sum(counts.values()) == 500
+    assert counts != draw_split(fractions, 500, seed=8)
+    assert split_check(counts, W).ok
+    assert draw_split({"a": 1.0, "b": 0.0}, 50) == {"a": 50, "b": 0}
+    with pytest.raises(LabkitError):
+        draw_split({}, 10)
