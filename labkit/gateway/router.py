@@ -249,11 +249,16 @@ class Router:
                                f"host {req.host or '(none)'} (" + ", ".join(
                                    f"{lst.name}: {lst.hostname}" for lst in http) + ")")
             return None
-        listener = max(fitting, key=lambda lst: hostnames.specificity(lst.hostname))
-        problem = self.listener_problem(gw, listener)
-        if problem:
-            res.reasons.append(f"listener {listener.name} is not programmed: {problem}")
+        programmed = []
+        for lst in fitting:  # a listener that is not programmed is not there to take requests
+            problem = self.listener_problem(gw, lst)
+            if problem:
+                res.reasons.append(f"listener {lst.name} is not programmed: {problem}")
+            else:
+                programmed.append(lst)
+        if not programmed:
             return None
+        listener = max(programmed, key=lambda lst: hostnames.specificity(lst.hostname))
         res.reasons.append(f"listener {listener.name} ({listener.protocol} port {listener.port}"
                            f"{', hostname ' + listener.hostname if listener.hostname else ''}) "
                            "takes the request")

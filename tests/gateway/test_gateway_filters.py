@@ -452,3 +452,27 @@ def test_a_host_header_match_sees_the_request_host_in_a_mesh() -> None:
     assert backend(route_in(manifests, service="infra/echo", host="echo.infra")) == \
         "infra-backend-v1"
     assert route_in(manifests, service="infra/echo", host="echo").status == 404
+
+
+def test_a_listener_that_is_not_programmed_leaves_the_host_to_the_next_listener() -> None:
+    """Only accepted listeners take traffic: an HTTPS listener for a.example.com whose
+    certificate is missing does not shadow the catch-all HTTPS listener."""
+    manifests = GW + """metadata: {name: tls, namespace: infra}
+spec:
+  gatewayClassName: test
+  listeners:
+  - {name: a, port: 443, protocol: HTTPS, hostname: a.example.com,
+     tls: {certificateRefs: [{name: missing}]}}
+  - {name: any, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: wildcard}]}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: wildcard, namespace: infra}
+stringData: {tls.crt: c, tls.key: k}
+---
+""" + one_rule({"backendRefs": to("infra-backend-v1")}, parents=[{"name": "tls"}])
+    result = route_in(manifests, gateway="infra/tls", host="a.example.com", port=443)
+    assert backend(result) == "infra-backend-v1"
+    assert result.reasons[:2] == [
+        "listener a is not programmed: certificate Secret infra/missing does not exist "
+        "(InvalidCertificateRef)", "listener any (HTTPS port 443) takes the request"]
