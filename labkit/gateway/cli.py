@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
                        help="YAML files or directories")
     route.add_argument("--requests", required=True, metavar="FILE",
                        help="a YAML list of requests (gateway or service, host, path, ...)")
-    route.add_argument("--output", choices=("json", "text"), default="text")
+    route.add_argument("--output", choices=("json", "text"), default="text",
+                       help="json: {\"results\": [...]} for programs; text (default) for people")
     route.set_defaults(func=run_route)
 
 
