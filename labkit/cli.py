@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError
+from labkit.hubble.cli import register as register_hubble
 from labkit.images import register as register_images
 from labkit.policy.cli import register as register_policy
 
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     register_policy(sub)
+    register_hubble(sub)
     register_images(sub)
     return parser
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from labkit.backends.stage import Stage
     from labkit.capture import Capture, CaptureSpec
+    from labkit.hubble.flow import FlowLog
     from labkit.matrix import Cell, Observation
     from labkit.progress import Progress
 
@@ -196,6 +197,13 @@ class Backend(ABC):
     @abstractmethod
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result: ...
+
+    def hubble_flows(self, last: int | None = None) -> FlowLog:
+        """The last ``last`` flows Hubble recorded (all it holds when None)."""
+        from labkit.errors import BackendUnsupported
+
+        raise BackendUnsupported(f"the {self.name} backend has no Hubble",
+                                 hint="Hubble runs with Cilium (stage 'cilium')")
 
     def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
         """Packets seen on a node while ``generate()`` makes traffic (labkit.capture)."""

@@ -276,6 +276,14 @@ def parse_response(obj: Any, where: str = "<flow>") -> Flow | None:
                     hint="expected `{\"flow\": {...}}` (jsonpb) or a bare flow (legacy json)")
 
 
+def time_key(flow: Flow) -> tuple[str, int]:
+    """A sort key for flow times (RFC 3339 with 0 to 9 fractional digits; absent first)."""
+    if not flow.time:
+        return ("", 0)
+    stamp, _, frac = flow.time.rstrip("Z").partition(".")
+    return (stamp, int((frac + "000000000")[:9]))
+
+
 # -- helpers ------------------------------------------------------------------------------------
 class _Reader:
     """Typed access to a protojson object; a wrong type names the field."""

@@ -3,6 +3,7 @@
     labkit policy check MANIFEST [MANIFEST ...] --traffic FILE [--cni CNI] [--output json|text]
     labkit policy matrix MANIFEST [MANIFEST ...] [--port 80/TCP ...] [--cni CNI]
                                   [--output json|text|html]
+    labkit policy suggest --from-flows FILE [--dialect kubernetes|cilium]
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def register(subparsers: Any) -> None:
     matrix.add_argument("--output", choices=("json", "text", "html"), default="text")
     matrix.set_defaults(func=run_matrix)
 
+    suggest = sub.add_parser("suggest", help="least-privilege policies that allow exactly the "
+                             "forwarded flows of a Hubble capture")
+    suggest.add_argument("--from-flows", required=True, metavar="FILE",
+                         help="`hubble observe -o jsonpb` output (or `labkit hubble observe`)")
+    suggest.add_argument("--dialect", choices=("kubernetes", "cilium"), default="cilium")
+    suggest.set_defaults(func=run_suggest)
+
 
 def _engine(manifests: list[str], cni: str) -> Engine:
     objects = load_objects(manifests, served=served_kinds(cni))
@@ -82,6 +90,14 @@ def run_matrix(args: argparse.Namespace) -> int:
         print(m._repr_html_())
     else:
         print(m.to_text())
+    return 0
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    from labkit.hubble.flow import read_flows
+    from labkit.hubble.suggest import suggest
+
+    print(suggest(read_flows(args.from_flows).flows, args.dialect).to_yaml(), end="")
     return 0
 
 

@@ -222,6 +222,22 @@ class Engine:
             return self._judge_http(traffic, l7, reasons, warnings)
         return Verdict(traffic, True, None, tuple(reasons), warnings)
 
+    def denied_in(self, traffic: Traffic) -> Direction | None:
+        """The direction whose policies drop ``traffic``: egress is judged first, at the source,
+        as the packet leaves it before it reaches the destination; None when neither drops it."""
+        src = self._index(traffic.source, "from")
+        dst = self._index(traffic.destination, "to")
+        if src == dst or self._decide is None:
+            return None
+        for local, remote, direction in ((src, dst, Direction.EGRESS),
+                                         (dst, src, Direction.INGRESS)):
+            if self.u.endpoints[local].kind is not EndpointKind.POD:
+                continue
+            decision = self.decision(local, direction, traffic.port, traffic.protocol)
+            if not has_bit(decision.allowed, remote):
+                return direction
+        return None
+
     def _judge_http(self, traffic: Traffic, l7: list[tuple[HttpMatcher, ...]],
                     reasons: list[str], warnings: tuple[str, ...]) -> Verdict:
         request = traffic.http

@@ -25,7 +25,17 @@ from labkit.backends.sim import snapshot, store
 from labkit.backends.sim.cluster import SimCluster
 from labkit.backends.stage import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
-from labkit.model import ClusterState, Deployment, Namespace, Pod, Secret, Service, Traffic
+from labkit.model import (
+    ClusterState,
+    Denial,
+    Deployment,
+    Namespace,
+    Pod,
+    Secret,
+    Service,
+    Traffic,
+    Verdict,
+)
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
@@ -214,20 +224,49 @@ class SimBackend(Backend):
                                hint="install a CNI first: lab.install_cni('flannel')")
         engine = Engine(self.state(), cni=cni)
         out: dict[Traffic, Observation] = {}
+        judged: list[Verdict] = []  # the engine's verdicts on the data path, for Hubble
         cut = self.cluster.no_network
         for t, verdict in zip(traffic, engine.evaluate_all(list(traffic)), strict=True):
             refused = _refused(self.state(), t) if verdict.allowed else ""
             broken = "" if t.source == t.destination else \
                 cut.get(t.source) or cut.get(t.destination)
             if broken:  # no route at all, whatever the policies say (a pod still reaches itself)
-                from labkit.model import Denial
-
                 out[t] = Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
-            elif refused:
+            elif refused:  # no listener: the RST is not modelled in Hubble flows
                 out[t] = Observation(False, None, refused, 1, True)
             else:
                 out[t] = Observation.from_verdict(verdict, simulated=True)
+                judged.append(verdict)
+        if cni == "cilium":
+            self._record_flows(engine, judged)
         return out
+
+    def _record_flows(self, engine: Any, verdicts: Sequence[Verdict]) -> None:
+        """Hubble's view of the probes just answered (labkit.hubble.emit), kept with the
+        cluster like an agent's flow buffer: the last ``FLOW_BUFFER`` flows."""
+        from labkit.hubble.emit import Emitter
+        from labkit.policy.cilium_identity import IdentityAllocator
+
+        c = self.cluster
+        state = self.state()
+        allocator = IdentityAllocator.from_dict(c.identities)
+        emitter = Emitter(state, allocator.for_pods(state))
+        dns_proxy = _has_dns_rules(c.policy_docs.values())
+        with c.batch():
+            for v in verdicts:
+                denied_in = None if v.allowed or v.denial is not Denial.DROP else \
+                    engine.denied_in(v.traffic)
+                c.flows += emitter.probe(v.traffic, v, c.probes, dns_proxy=dns_proxy,
+                                         denied_in=denied_in)
+                c.probes += 1
+            del c.flows[:-FLOW_BUFFER]
+            c.identities = allocator.as_dict()
+
+    def hubble_flows(self, last: int | None = None) -> Any:
+        from labkit.hubble.flow import FlowLog, parse_response
+
+        flows = self.cluster.flows[-last:] if last else self.cluster.flows
+        return FlowLog(tuple(f for f in (parse_response(r, "sim") for r in flows) if f))
 
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result:
@@ -239,6 +278,23 @@ class SimBackend(Backend):
         raise BackendUnsupported(
             f"the sim backend cannot run {' '.join(argv)!r} inside a pod",
             hint="exec needs a real cluster (backend='kind'); probes work on sim: lab.probe()")
+
+
+#: Hubble keeps this many flows per node by default (hubble-event-buffer-capacity 4095).
+FLOW_BUFFER = 4095
+
+
+def _has_dns_rules(docs: Any) -> bool:
+    """Whether a policy sends DNS through Cilium's DNS proxy (``toPorts[].rules.dns``)."""
+    def walk(value: Any) -> bool:
+        if isinstance(value, dict):
+            rules = value.get("rules")
+            if isinstance(rules, dict) and rules.get("dns"):
+                return True
+            return any(walk(v) for v in value.values())
+        return isinstance(value, list) and any(walk(v) for v in value)
+
+    return any(walk(doc.get("spec")) or walk(doc.get("specs")) for doc in docs)
 
 
 def _add_policy(cluster: SimCluster, obj: Any, add: Any) -> None:
