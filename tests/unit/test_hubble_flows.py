@@ -237,3 +237,35 @@ def test_the_schema_validator_catches_what_protojson_would_never_write(mutate: A
     obj = json.loads(_lines(GOLDEN_JSONPB)[0])
     mutate(obj["flow"])
     assert any(problem in p for p in validate(obj)), validate(obj)
+
+
+def test_dataframe_has_one_typed_row_per_flow() -> None:
+    log = read_flows(HERE / "captures/otel_gke_l7_http_200_503_selected.jsonl")
+    df = log.to_dataframe()
+    assert len(df) == len(log.flows) == 14
+    assert str(df["time"].dtype) == "datetime64[ns, UTC]"
+    assert log.flows[0].time == "2021-10-04T14:28:41.848669811Z"
+    assert df["time"].iloc[0].isoformat() == "2021-10-04T14:28:41.848669811+00:00"
+    assert str(df["http_code"].dtype) == "Int64" and str(df["is_reply"].dtype) == "boolean"
+    row = df.iloc[2]
+    assert (row["l7_type"], row["http_code"], row["http_method"]) == ("RESPONSE", 503, "GET")
+    assert row["destination_pod"] == "prometheus-6655946b9f-6xcpf"
+    assert df["dns_rcode"].isna().all()
+
+
+def test_service_map_edges_are_workloads_coloured_by_verdict() -> None:
+    from labkit.hubble.servicemap import VERDICT_COLOURS, ServiceMap
+
+    flows = [*read_flows(HERE / "exporter_json_dropped_kind_fieldmask.jsonl").flows,
+             *read_flows(HERE / "captures/otel_gke_l7_http_200_503_selected.jsonl").flows]
+    m = ServiceMap.from_flows(flows)
+    dropped = [e for e in m.edges if e.verdict == "DROPPED"]
+    assert ("default/xwing", "default/deathstar-7848d6c4d5-th9v2") in \
+        {(e.source, e.destination) for e in dropped}
+    assert all(e.colour == VERDICT_COLOURS["DROPPED"] for e in dropped)
+    assert all(e.verdict != "RESPONSE" for e in m.edges)
+    assert set(m.graph().nodes) == set(m.nodes)
+    svg = m._repr_svg_()
+    assert svg.lstrip().startswith("<?xml") and VERDICT_COLOURS["DROPPED"] in svg
+    assert "default/xwing -> default/deathstar-7848d6c4d5-th9v2  DROPPED x1 [80/TCP]" in \
+        m.to_text()
