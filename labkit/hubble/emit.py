@@ -20,14 +20,16 @@ output, a subset of what a real agent records:
   ``dns_proxy`` (a ``rules.dns`` policy sends DNS through Cilium's DNS proxy) the
   ``dns-request proxy`` / ``dns-response proxy`` L7 flows (Cilium docs, DNS-based policies).
 
-Times are deterministic: ``BASE`` plus one second a probe (``seq``), plus milliseconds within
-it; source ports are derived from ``seq``.
+Times are deterministic: ``BASE`` plus ``PROBE_SECONDS`` a probe (``seq``), plus milliseconds
+within it; source ports, endpoint IDs and flow UUIDs are derived, not random.
 """
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,9 +40,14 @@ from labkit.policy.ir import Direction
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 # cilium pkg/monitor/api/types.go: message types and trace observation points (sub types).
 _DROP, _TRACE, _POLICY_VERDICT, _ACCESS_LOG = 1, 4, 5, 129
-_TO_PROXY, _TO_ENDPOINT = 1, 0
+_TO_ENDPOINT, _TO_PROXY, _TO_OVERLAY = 0, 1, 4
 _POLICY_DENIED = 133  # pkg/monitor/api/drop.go
 DNS_SERVICE = ("kube-system", "kube-dns")
+#: Flow.emitter names who produced a flow (real ones say "Hubble" and its version): the
+#: label that marks every simulated flow as such, in the data itself.
+EMITTER = {"name": "labkit-sim", "version": "simulated"}
+#: Simulated time between two probes: room for a dropped SYN and its retransmission.
+PROBE_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -56,29 +63,39 @@ class Side:
 class Emitter:
     state: ClusterState
     identities: Mapping[str, int]  # pod key -> numeric identity
+    #: pod key -> (controller name, kind), e.g. ("api", "Deployment"): Hubble's ``workloads``
+    workloads: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     cluster: str = "default"  # Cilium's cluster.name; node names are prefixed unless default
 
     # -- endpoints --------------------------------------------------------------------------
-    def side(self, text: str) -> Side:
+    def side(self, text: str, near: str = "") -> Side:
+        """An endpoint; a node's own address is ``host`` seen from that node (``near``),
+        ``remote-node`` from any other; any other address is ``world``."""
         kind, key = parse_endpoint(text)
         if kind == "pod":
             pod = self.state.pods[key]
             return Side(pod.ip, self._pod_endpoint(pod), pod.node)
         node = self.state.node_by_ip(key)
-        if node is not None:  # the node itself: host (own node) or remote-node; see RESERVED
-            number = RESERVED["remote-node"]
-            return Side(key, {"identity": number, "labels": list(RESERVED_LABELS[number])},
-                        node.name)
-        number = RESERVED["world"]
-        return Side(key, {"identity": number, "labels": list(RESERVED_LABELS[number])}, "")
+        name = "world" if node is None else "host" if node.name == near else "remote-node"
+        number = RESERVED[name]
+        return Side(key, {"identity": number, "labels": list(RESERVED_LABELS[number])},
+                    node.name if node else "")
 
     def _pod_endpoint(self, pod: Pod) -> dict[str, Any]:
-        if pod.host_network:
+        if pod.host_network:  # a host-network pod is its node: Hubble shows reserved:host
             number = RESERVED["host"]
             return {"identity": number, "labels": list(RESERVED_LABELS[number])}
-        return {"identity": self.identities.get(pod.key, 0), "namespace": pod.namespace,
-                "labels": list(identity_labels(pod, self.state, self.cluster)),
-                "pod_name": pod.name}
+        # Cilium's endpoint IDs are small per-node numbers; a stable stand-in per pod.
+        endpoint_id = 1 + int(hashlib.sha256(pod.key.encode()).hexdigest(), 16) % 4095
+        out: dict[str, Any] = {
+            "ID": endpoint_id, "identity": self.identities.get(pod.key, 0),
+            "cluster_name": self.cluster, "namespace": pod.namespace,
+            "labels": list(identity_labels(pod, self.state, self.cluster)),
+            "pod_name": pod.name}
+        if pod.key in self.workloads:
+            name, kind = self.workloads[pod.key]
+            out["workloads"] = [{"name": name, "kind": kind}]
+        return out
 
     def node_name(self, node: str) -> str:
         return node if self.cluster == "default" or not node else f"{self.cluster}/{node}"
@@ -88,8 +105,9 @@ class Emitter:
               denied_in: Direction | None = None, dns_proxy: bool = False
               ) -> list[dict[str, Any]]:
         """The GetFlowsResponse objects of one probe, in time order."""
-        src, dst = self.side(traffic.source), self.side(traffic.destination)
-        clock = _Clock(BASE + timedelta(seconds=seq))
+        src = self.side(traffic.source)
+        dst = self.side(traffic.destination, near=src.node)
+        clock = _Clock(BASE + timedelta(seconds=PROBE_SECONDS * seq))
         sport = 32768 + (seq * 7919) % 28000
         out: list[dict[str, Any]] = []
         http = traffic.http
@@ -112,18 +130,23 @@ class Emitter:
         proxied = http is not None and _via_proxy(verdict)
         point = _TO_PROXY if proxied else _TO_ENDPOINT
         obs = "TO_PROXY" if proxied else "TO_ENDPOINT"
-        trace = {"verdict": "FORWARDED", "event_type": _event(_TRACE, point),
-                 "traffic_direction": "INGRESS", "trace_observation_point": obs}
+        # Seen at the destination's node: the request delivered to the pod (or its proxy), the
+        # reply sent back: into the overlay when the client is on another node.
+        request = _trace(point, obs)
+        back = ("TO_ENDPOINT", _TO_ENDPOINT) if src.node == dst.node else \
+            ("TO_OVERLAY", _TO_OVERLAY)
+        reply = {**_trace(back[1], back[0]), "reply": True}
         if traffic.protocol == "TCP":
             out.append(self._flow(clock.tick(), src, dst, l4("SYN"), dst,
-                                  {**trace, "is_reply": False}))
+                                  {**request, "trace_reason": "NEW", "is_reply": False}))
             out.append(self._flow(clock.tick(), dst, src, l4("SYN", "ACK", reply=True), dst,
-                                  {**trace, "is_reply": True}))
+                                  {**reply, "trace_reason": "REPLY", "is_reply": True}))
             out.append(self._flow(clock.tick(), src, dst, l4("ACK"), dst,
-                                  {**trace, "is_reply": False}))
+                                  {**request, "trace_reason": "ESTABLISHED",
+                                   "is_reply": False}))
         else:
             out.append(self._flow(clock.tick(), src, dst, l4(), dst,
-                                  {**trace, "is_reply": False}))
+                                  {**request, "trace_reason": "NEW", "is_reply": False}))
         if http is not None and proxied:
             out += self._http(traffic, verdict, src, dst, clock, l4)
         return out
@@ -139,7 +162,11 @@ class Emitter:
                   "traffic_direction": "INGRESS"}
         req = {"type": "REQUEST", "http": {"method": request.method, "url": url,
                                            "protocol": "HTTP/1.1"}}
-        resp = {"type": "RESPONSE", "latency_ns": "1000000",
+        # Envoy answers a denied request itself at once: 0ms in the real captures (cilium
+        # Documentation/network/servicemesh/default-deny-ingress-policy.rst); an allowed one
+        # takes the backend's time, well under a millisecond on a kind node.
+        latency = 40_000 if denied else 350_000
+        resp = {"type": "RESPONSE", "latency_ns": str(latency),
                 "http": {"code": code, "method": request.method, "url": url,
                          "protocol": "HTTP/1.1"}}
         return [
@@ -148,8 +175,8 @@ class Emitter:
                 "is_reply": False,
                 "Summary": f"HTTP/1.1 {request.method} {url}"}),
             self._flow(clock.tick(), dst, src, l4(reply=True), dst, {
-                "verdict": "FORWARDED", **common, "l7": resp, "is_reply": True,
-                "Summary": f"HTTP/1.1 {code} 1ms ({request.method} {url})"}),
+                "verdict": "FORWARDED", **common, "l7": resp, "reply": True, "is_reply": True,
+                "Summary": f"HTTP/1.1 {code} {latency // 1_000_000}ms ({request.method} {url})"}),
         ]
 
     def _dns(self, src: Side, name: str, answer: str, clock: _Clock, sport: int,
@@ -174,14 +201,17 @@ class Emitter:
                         "observation_source": "proxy", "qtypes": ["A"], "rrtypes": ["A"]}
             out.append(self._flow(clock.tick(), dns, src, l4(reply=True), src, {
                 "verdict": "FORWARDED", **common, "l7": {"type": "RESPONSE", "dns": dns_resp},
-                "is_reply": True, "Summary": f'DNS Answer "{answer}" TTL: 30 (Proxy {query} A)'}))
+                "reply": True, "is_reply": True,
+                "Summary": f'DNS Answer "{answer}" TTL: 30 (Proxy {query} A)'}))
         else:
             trace = {"verdict": "FORWARDED",
                      "event_type": _event(_TRACE, _TO_ENDPOINT),
                      "traffic_direction": "EGRESS", "trace_observation_point": "TO_ENDPOINT"}
-            out.append(self._flow(clock.tick(), src, dns, l4(), dns, {**trace, "is_reply": False}))
+            out.append(self._flow(clock.tick(), src, dns, l4(), dns,
+                                  {**trace, "trace_reason": "NEW", "is_reply": False}))
             out.append(self._flow(clock.tick(), dns, src, l4(reply=True), src,
-                                  {**trace, "is_reply": True}))
+                                  {**trace, "reply": True, "trace_reason": "REPLY",
+                                   "is_reply": True}))
         return out
 
     def _flow(self, time: str, a: Side, b: Side, l4: tuple[dict[str, Any], str], at: Side,
@@ -189,7 +219,10 @@ class Emitter:
         """One GetFlowsResponse; ``a`` sends, ``b`` receives, ``at`` is where it was seen."""
         layer4, summary = l4
         node = self.node_name(at.node or a.node or b.node)
-        flow: dict[str, Any] = {"time": time, "verdict": extra.pop("verdict")}
+        # Hubble gives every flow a random UUID; the sim derives a stable one.
+        uid = uuid.uuid5(uuid.NAMESPACE_URL, f"labkit-sim:{self.state.name}:{time}:{a.ip}>{b.ip}")
+        flow: dict[str, Any] = {"time": time, "uuid": str(uid), "emitter": EMITTER,
+                                "verdict": extra.pop("verdict")}
         flow["IP"] = {"source": a.ip, "destination": b.ip, "ipVersion": "IPv4"}
         flow["l4"] = layer4
         flow["source"] = a.endpoint
@@ -234,6 +267,11 @@ def _l4(protocol: str, sport: int, dport: int) -> Any:
         return {"TCP": body}, f"TCP Flags: {shown}" if shown else "TCP"
 
     return make
+
+
+def _trace(sub: int, point: str) -> dict[str, Any]:
+    return {"verdict": "FORWARDED", "event_type": _event(_TRACE, sub),
+            "traffic_direction": "INGRESS", "trace_observation_point": point}
 
 
 def _event(kind: int, sub: int = 0) -> dict[str, int]:

@@ -191,6 +191,8 @@ class FlowLog:
 
     flows: tuple[Flow, ...]
     skipped: int = 0
+    #: Made by the sim backend's model, not recorded by a real Hubble.
+    simulated: bool = False
 
     def __iter__(self) -> Any:
         return iter(self.flows)
@@ -199,6 +201,7 @@ class FlowLog:
         return len(self.flows)
 
     def as_dict(self) -> dict[str, Any]:
+        """``labkit hubble parse --output json``: exactly ``flows`` and ``skipped``."""
         return {"flows": [f.as_dict() for f in self.flows], "skipped": self.skipped}
 
     def to_json(self) -> str:
@@ -207,12 +210,14 @@ class FlowLog:
     def to_dataframe(self) -> Any:
         from labkit.hubble.frame import flows_dataframe
 
-        return flows_dataframe(self.flows)
+        frame = flows_dataframe(self.flows)
+        frame.attrs["simulated"] = self.simulated
+        return frame
 
     def service_map(self) -> Any:
         from labkit.hubble.servicemap import ServiceMap
 
-        return ServiceMap.from_flows(self.flows)
+        return ServiceMap.from_flows(self.flows, simulated=self.simulated)
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -81,6 +81,9 @@ def test_sim_records_flows_for_every_probe_and_observe_prints_them(capsys: Any) 
     api = [p for p in lab.workload_pods() if p.startswith("shop-api/api")][0]
     lab.probe(web, api, 8080)
     log = lab.flows()
+    assert log.simulated and log.service_map().simulated
+    assert log.to_dataframe().attrs["simulated"] is True
+    assert {f.record["emitter"]["name"] for f in log.flows} == {"labkit-sim"}
     assert len(log) == 3 and all(f.verdict == "FORWARDED" for f in log.flows)
     assert {f.destination.pod_name for f in log.flows if not f.is_reply} == {api.split("/")[1]}
     assert main(["hubble", "observe", "cilium", "--backend", "sim", "--output", "jsonpb",

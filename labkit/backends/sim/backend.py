@@ -250,7 +250,9 @@ class SimBackend(Backend):
         c = self.cluster
         state = self.state()
         allocator = IdentityAllocator.from_dict(c.identities)
-        emitter = Emitter(state, allocator.for_pods(state))
+        owners = {key: (owner.partition("/")[2], owner.partition(" ")[0])
+                  for key, owner in ((k, sp.owner) for k, sp in c.pods.items()) if owner}
+        emitter = Emitter(state, allocator.for_pods(state), owners)
         dns_proxy = _has_dns_rules(c.policy_docs.values())
         with c.batch():
             for v in verdicts:
@@ -266,7 +268,8 @@ class SimBackend(Backend):
         from labkit.hubble.flow import FlowLog, parse_response
 
         flows = self.cluster.flows[-last:] if last else self.cluster.flows
-        return FlowLog(tuple(f for f in (parse_response(r, "sim") for r in flows) if f))
+        return FlowLog(tuple(f for f in (parse_response(r, "sim") for r in flows) if f),
+                       simulated=True)
 
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result:
