@@ -16,6 +16,8 @@ from labkit.errors import (
     ToolNotFound,
     UnknownKindError,
 )
+from labkit.hubble import Flow, FlowLog, ServiceMap, parse_flows, read_flows
+from labkit.hubble import suggest as suggest_policies
 from labkit.lab import Lab, choose_backend
 from labkit.matrix import ConnectivityMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
@@ -30,11 +32,14 @@ __all__ = [
     "ContextRefused",
     "Denial",
     "Engine",
+    "Flow",
+    "FlowLog",
     "HttpRequest",
     "Lab",
     "LabkitError",
     "ManifestError",
     "Observation",
+    "ServiceMap",
     "Stage",
     "ToolError",
     "ToolNotFound",
@@ -45,5 +50,8 @@ __all__ = [
     "choose_backend",
     "load_objects",
     "load_versions",
+    "parse_flows",
     "parse_text",
+    "read_flows",
+    "suggest_policies",
 ]

@@ -163,8 +163,8 @@ def _cilium(w: Workload, edges: dict[tuple[Workload, Workload], _Rules]) -> dict
                for (s, d), r in sorted(edges.items()) if d == w]
     egress = [{"toEndpoints": [peer(d)], "toPorts": to_ports(r, l7=False)}
               for (s, d), r in sorted(edges.items()) if s == w]
-    # An empty rule ({}) puts the direction in default-deny without allowing anything
-    # (Cilium docs, "Ingress/Egress default deny" in the policy language reference).
+    # An empty rule ({}) puts the direction in default-deny without allowing anything (cilium
+    # examples/policies/l3/egress-default-deny/egress-default-deny.yaml: `egress: [{}]`).
     spec = {"endpointSelector": {"matchLabels": dict(w[1])},
             "ingress": ingress or [{}], "egress": egress or [{}]}
     return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",

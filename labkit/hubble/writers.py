@@ -114,9 +114,21 @@ def compact_line(flow: Flow, *, node_name: bool = False, policy_names: bool = Fa
             f"{flow_type(f)} {_verdict(f, policy_names)} ({_summary(f)})")
 
 
+def legacy_json() -> bool:
+    """``HUBBLE_COMPAT=legacy-json-output``: the switch that makes hubble's ``-o json`` print
+    bare flows (CLI v0.10 and older); otherwise ``json`` is an alias for ``jsonpb``
+    (cilium ``hubble/cmd/common/config/compat.go``, ``hubble/cmd/observe/flows.go``)."""
+    import os
+
+    options = os.environ.get("HUBBLE_COMPAT", "").lower().split(",")
+    return "legacy-json-output" in options
+
+
 def write(flows: Iterable[Flow], output: str, **compact: bool) -> str:
-    """Every flow in ``output`` format, one line each (with the final newline)."""
-    make = {"jsonpb": jsonpb_line, "json": json_line}.get(output)
+    """Every flow in ``output`` format (``jsonpb``, ``json``, ``compact``), one line each,
+    as ``hubble observe -o OUTPUT`` prints it."""
+    json_writer = json_line if legacy_json() else jsonpb_line
+    make = {"jsonpb": jsonpb_line, "json": json_writer}.get(output)
     lines = [make(f) if make else compact_line(f, **compact) for f in flows]
     return "".join(line + "\n" for line in lines)
 

@@ -169,3 +169,19 @@ def test_kind_without_hubble_fails_with_the_command(tmp_path: Path,
 
 def test_parse_flows_skips_blank_lines() -> None:
     assert len(parse_flows(["", GOLDEN.read_text(encoding="utf-8").splitlines()[0], " "])) == 1
+
+
+def test_observe_json_is_jsonpb_unless_hubble_compat_asks_for_legacy(capsys: Any,
+                                                                   monkeypatch: Any) -> None:
+    lab = _sim_cilium_lab()
+    pods = lab.workload_pods()
+    lab.probe(pods[0], pods[-1], 8080)
+    args = ["hubble", "observe", "cilium", "--backend", "sim", "--last", "1", "--output"]
+    assert main([*args, "jsonpb"]) == 0
+    jsonpb = capsys.readouterr().out
+    assert main([*args, "json"]) == 0
+    assert capsys.readouterr().out == jsonpb and jsonpb.startswith('{"flow":{')
+    monkeypatch.setenv("HUBBLE_COMPAT", "foo,legacy-json-output")
+    assert main([*args, "json"]) == 0
+    legacy = json.loads(capsys.readouterr().out)
+    assert legacy == json.loads(jsonpb)["flow"]
