@@ -102,9 +102,12 @@ class Emitter:
 
     # -- flows ------------------------------------------------------------------------------
     def probe(self, traffic: Traffic, verdict: Verdict, seq: int, *,
-              denied_in: Direction | None = None, dns_proxy: bool = False
-              ) -> list[dict[str, Any]]:
-        """The GetFlowsResponse objects of one probe, in time order."""
+              denied_in: Direction | None = None, proxied: bool = False,
+              dns_proxy: bool = False) -> list[dict[str, Any]]:
+        """The GetFlowsResponse objects of one probe, in time order. ``denied_in``: where a
+        drop happened (Engine.denied_in); ``proxied``: an HTTP rule sends the connection
+        through the L7 proxy (Engine.proxied); ``dns_proxy``: a DNS rule does the same for
+        DNS lookups."""
         src = self.side(traffic.source)
         dst = self.side(traffic.destination, near=src.node)
         clock = _Clock(BASE + timedelta(seconds=PROBE_SECONDS * seq))
@@ -127,7 +130,7 @@ class Emitter:
                     "traffic_direction": direction, "drop_reason_desc": "POLICY_DENIED"}))
                 clock.jump(1000)
             return out
-        proxied = http is not None and _via_proxy(verdict)
+        proxied = proxied or verdict.denial is Denial.HTTP_403
         point = _TO_PROXY if proxied else _TO_ENDPOINT
         obs = "TO_PROXY" if proxied else "TO_ENDPOINT"
         # Seen at the destination's node: the request delivered to the pod (or its proxy), the
@@ -277,12 +280,6 @@ def _trace(sub: int, point: str) -> dict[str, Any]:
 def _event(kind: int, sub: int = 0) -> dict[str, int]:
     """A CiliumEventType as protojson writes it: a zero sub_type is left out."""
     return {"type": kind, "sub_type": sub} if sub else {"type": kind}
-
-
-def _via_proxy(verdict: Verdict) -> bool:
-    """Whether an HTTP rule applied: the engine says so in its reasons (or denied with 403)."""
-    return verdict.denial is Denial.HTTP_403 or any(
-        r.startswith("HTTP to ") for r in verdict.reasons)
 
 
 def _is_ip(host: str) -> bool:

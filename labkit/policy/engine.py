@@ -225,18 +225,28 @@ class Engine:
     def denied_in(self, traffic: Traffic) -> Direction | None:
         """The direction whose policies drop ``traffic``: egress is judged first, at the source,
         as the packet leaves it before it reaches the destination; None when neither drops it."""
-        src = self._index(traffic.source, "from")
-        dst = self._index(traffic.destination, "to")
-        if src == dst or self._decide is None:
-            return None
-        for local, remote, direction in ((src, dst, Direction.EGRESS),
-                                         (dst, src, Direction.INGRESS)):
-            if self.u.endpoints[local].kind is not EndpointKind.POD:
-                continue
-            decision = self.decision(local, direction, traffic.port, traffic.protocol)
+        for direction, decision, remote in self._sides(traffic):
             if not has_bit(decision.allowed, remote):
                 return direction
         return None
+
+    def proxied(self, traffic: Traffic) -> bool:
+        """Whether an HTTP rule applies to ``traffic`` on an allowed side: Cilium then sends the
+        connection through its L7 proxy (and Hubble sees L7 flows)."""
+        return any(has_bit(d.allowed, remote) and d.l7(remote) is not None
+                   for _, d, remote in self._sides(traffic))
+
+    def _sides(self, traffic: Traffic) -> list[tuple[Direction, Decision, int]]:
+        """(direction, decision, remote) for each pod end that carries policy, egress first."""
+        src = self._index(traffic.source, "from")
+        dst = self._index(traffic.destination, "to")
+        if src == dst or self._decide is None:
+            return []
+        return [(direction, self.decision(local, direction, traffic.port, traffic.protocol),
+                 remote)
+                for local, remote, direction in ((src, dst, Direction.EGRESS),
+                                                 (dst, src, Direction.INGRESS))
+                if self.u.endpoints[local].kind is EndpointKind.POD]
 
     def _judge_http(self, traffic: Traffic, l7: list[tuple[HttpMatcher, ...]],
                     reasons: list[str], warnings: tuple[str, ...]) -> Verdict:

@@ -67,7 +67,8 @@ def _emit(state: Any, traffic: list[Traffic], **kw: Any) -> list[dict[str, Any]]
     emitter = Emitter(state, ids)
     out: list[dict[str, Any]] = []
     for seq, t in enumerate(traffic):
-        out += emitter.probe(t, engine.evaluate(t), seq, denied_in=engine.denied_in(t), **kw)
+        out += emitter.probe(t, engine.evaluate(t), seq, denied_in=engine.denied_in(t),
+                             proxied=engine.proxied(t), **kw)
     return out
 
 
@@ -182,3 +183,23 @@ def test_suggest_refuses_flows_it_cannot_learn_from() -> None:
         suggest(read_flows(masked).flows)
     with pytest.raises(LabkitError, match="unknown dialect"):
         suggest([], "calico")
+
+
+def test_engine_says_where_a_drop_happens_and_when_the_proxy_is_in_the_path() -> None:
+    from labkit.policy.ir import Direction
+
+    deny_egress = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                   "metadata: {name: no-egress, namespace: api}\n"
+                   "spec: {podSelector: {matchLabels: {app: db}}, policyTypes: [Egress]}\n")
+    engine = Engine(_state(L7_POLICY, deny_egress), "cilium")
+    front_api = Traffic("web/frontend-1", "api/api-1", 8080)
+    assert engine.denied_in(front_api) is None and engine.proxied(front_api)
+    assert engine.denied_in(Traffic("api/db-1", "api/api-1", 8080)) is Direction.EGRESS
+    assert engine.denied_in(Traffic("api/api-2", "api/api-1", 8080)) is Direction.INGRESS
+    assert not engine.proxied(Traffic("api/api-1", "api/db-1", 5432))
+    assert not engine.proxied(Traffic("api/api-1", "api/api-1", 8080))  # to itself
+    # a plain TCP probe to the L7 port: its SYN goes to the proxy, no HTTP flows follow
+    flows = parse_flows([json.dumps(r) for r in _emit(_state(L7_POLICY), [front_api])]).flows
+    assert {f.record.get("trace_observation_point") for f in flows} == {"TO_PROXY",
+                                                                        "TO_OVERLAY"}
+    assert all(f.l7 is None for f in flows)

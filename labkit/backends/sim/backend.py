@@ -259,7 +259,8 @@ class SimBackend(Backend):
                 denied_in = None if v.allowed or v.denial is not Denial.DROP else \
                     engine.denied_in(v.traffic)
                 c.flows += emitter.probe(v.traffic, v, c.probes, dns_proxy=dns_proxy,
-                                         denied_in=denied_in)
+                                         denied_in=denied_in,
+                                         proxied=v.allowed and engine.proxied(v.traffic))
                 c.probes += 1
             del c.flows[:-FLOW_BUFFER]
             c.identities = allocator.as_dict()
