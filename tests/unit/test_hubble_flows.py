@@ -269,3 +269,62 @@ def test_service_map_edges_are_workloads_coloured_by_verdict() -> None:
     assert svg.lstrip().startswith("<?xml") and VERDICT_COLOURS["DROPPED"] in svg
     assert "default/xwing -> default/deathstar-7848d6c4d5-th9v2  DROPPED x1 [80/TCP]" in \
         m.to_text()
+
+
+@pytest.mark.parametrize("name, index, expected", [
+    ("captures/aks_acns_exporter_cilium_reply_3flows.jsonl", 0, {
+        "time": "2025-04-16T18:49:59.450463857Z", "verdict": "FORWARDED", "is_reply": True,
+        "traffic_direction": "EGRESS", "type": "L3_L4",
+        "source": {"namespace": "default", "pod_name": "kapinger-good-64cbf459c4-q4tr9",
+                   "identity": 39459, "labels": ["k8s:app=kapinger", "k8s:server=good"],
+                   "ip": "10.0.1.13"},
+        "l4": {"protocol": "TCP", "source_port": 8080, "destination_port": 60778},
+        "node_name": "longtestnetworkflowcni/aks-nodepool1-27013129-vmss000000",
+        "summary": "TCP Flags: ACK, PSH"}),
+    ("captures/kkamji_cilium1176_dynamic_exporter_fieldmask_5flows.jsonl", 0, {
+        "time": "2025-07-26T18:46:58.596069996Z", "is_reply": False, "type": None,
+        "destination": {"namespace": "kube-system", "pod_name": "coredns-675485d6df-xkf24",
+                        "identity": None, "labels": None, "ip": None},
+        "l4": {"protocol": "TCP", "source_port": 60482, "destination_port": 9153},
+        "node_name": "k8s-w2", "summary": None}),
+    ("captures/victorjo_cilium1176_dynamic_exporter_fieldmask_traced_10flows.jsonl", 0, {
+        "time": None, "verdict": "TRACED", "node_name": None, "is_reply": None,
+        "l4": {"protocol": None, "source_port": None, "destination_port": None}, "l7": None}),
+    ("jsonpb_l3l4_udp_first3of400.jsonl", 0, {
+        "verdict": "REDIRECTED", "traffic_direction": "EGRESS", "drop_reason": None,
+        "destination": {"namespace": "kube-system", "pod_name": "coredns-558bd4d5db-w2m67",
+                        "identity": 48342, "ip": "10.244.1.227", "labels": [
+                            "k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name="
+                            "kube-system", "k8s:io.cilium.k8s.policy.cluster=kind-kind",
+                            "k8s:io.cilium.k8s.policy.serviceaccount=coredns",
+                            "k8s:io.kubernetes.pod.namespace=kube-system",
+                            "k8s:k8s-app=kube-dns"]},
+        "l4": {"protocol": "UDP", "source_port": 54314, "destination_port": 53},
+        "summary": "UDP"}),
+    ("captures/tke_cilium1191_exporter_world_host_remote_node_3flows.jsonl", 0, {
+        "source": {"namespace": None, "pod_name": None, "identity": 16777217,
+                   "labels": ["reserved:kube-apiserver", "reserved:world"],
+                   "ip": "169.254.128.9"},
+        "node_name": "10.10.21.166", "is_reply": True}),
+])
+def test_selected_real_flows_field_by_field(name: str, index: int,
+                                            expected: dict[str, Any]) -> None:
+    got = read_flows(HERE / name).flows[index].as_dict()
+    assert {k: got[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("name, index, line", [
+    ("jsonpb_l3l4_udp_first3of400.jsonl", 0,
+     "Nov 10 10:40:56.871: bookinfo/ratings-v1-b6994bb9-jgqxb:54314 (ID:16370) -> "
+     "kube-system/coredns-558bd4d5db-w2m67:53 (ID:48342) policy-verdict:L3-L4 EGRESS ALLOWED "
+     "(UDP)"),
+    ("captures/aks_acns_exporter_cilium_reply_3flows.jsonl", 0,
+     "Apr 16 18:49:59.450: default/kapinger-bad-6b5b787dc9-ds4j4:60778 (ID:17221) <- "
+     "default/kapinger-good-64cbf459c4-q4tr9:8080 (ID:39459) to-endpoint FORWARDED "
+     "(TCP Flags: ACK, PSH)"),
+    ("exporter_json_dropped_kind_fieldmask.jsonl", 0,
+     "Aug 21 12:12:13.517: fe80::64d8:8aff:fe72:fc14 (unknown) <> ff02::2 (unknown) UNKNOWN "
+     "DROPPED ()"),
+])
+def test_compact_lines_of_real_flows(name: str, index: int, line: str) -> None:
+    assert compact_line(read_flows(HERE / name).flows[index]) == line

@@ -203,3 +203,23 @@ def test_engine_says_where_a_drop_happens_and_when_the_proxy_is_in_the_path() ->
     assert {f.record.get("trace_observation_point") for f in flows} == {"TO_PROXY",
                                                                         "TO_OVERLAY"}
     assert all(f.l7 is None for f in flows)
+
+
+def test_identity_labels_match_a_real_kind_capture() -> None:
+    """The ratings pod of tests/fixtures/hubble/jsonpb_l3l4_udp_first3of400.jsonl: Hubble
+    listed exactly these labels for it (pod-template-hash filtered out)."""
+    from pathlib import Path
+
+    from labkit.hubble.flow import read_flows
+    from labkit.model import ClusterState, Namespace, Pod
+
+    path = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
+            / "jsonpb_l3l4_udp_first3of400.jsonl")
+    real = read_flows(path).flows[0].source.labels
+    pod = Pod("bookinfo", "ratings-v1-b6994bb9-jgqxb",
+              {"app": "ratings", "version": "v1", "pod-template-hash": "b6994bb9",
+               "sidecar.opentelemetry.io/injected": "bookinfo.otelcol-bookinfo"},
+              service_account="bookinfo-ratings")
+    state = ClusterState(namespaces={"bookinfo": Namespace("bookinfo")},
+                         pods={pod.key: pod})
+    assert identity_labels(pod, state, cluster="kind-kind") == real
