@@ -108,6 +108,9 @@ def suggest(flows: Iterable[Flow], dialect: str = "cilium") -> Suggestion:
     if dialect == "kubernetes" and any(r.http for r in edges.values()):
         notes.add("HTTP method/path were observed, but NetworkPolicy has no L7 rules: use "
                   "--dialect cilium to allow only the observed requests")
+    if not any(port == (53, "UDP") for r in edges.values() for port in r.ports):
+        notes.add("no DNS lookup was observed, so the egress rules allow none: pods that "
+                  "resolve names need an egress rule to kube-dns on 53/UDP")
     targets = sorted({w for pair in edges for w in pair if w[0] not in SKIP_NAMESPACES})
     make = _cilium if dialect == "cilium" else _kubernetes
     policies = tuple(make(w, edges) for w in targets)

@@ -92,9 +92,15 @@ def test_sim_records_flows_for_every_probe_and_observe_prints_them(capsys: Any) 
     lines = captured.out.splitlines()
     assert len(lines) == 2 and all(validate(json.loads(line)) == [] for line in lines)
     assert "SIMULATED" in captured.err
-    # the flows outlive the process, as the cluster does
-    assert [f.record for f in Lab("cilium", backend="sim").flows().flows] == \
-        [f.record for f in log.flows]
+    # the flows outlive the process, as the cluster does (saved with it, read back)
+    from labkit.backends.sim.backend import CLUSTERS
+
+    CLUSTERS.clear()
+    again = Lab("cilium", backend="sim")
+    assert [f.record for f in again.flows().flows] == [f.record for f in log.flows]
+    again.probe(web, api, 8080)  # identities stay those allocated before the reload
+    assert [f.source.identity for f in again.flows(last=3).flows if not f.is_reply] == \
+        [f.source.identity for f in log.flows if not f.is_reply]
     assert main(["hubble", "observe", "cilium", "--backend", "sim"]) == 0
     assert "to-endpoint FORWARDED (TCP Flags: SYN)" in capsys.readouterr().out
 

@@ -170,6 +170,11 @@ def test_suggested_policies_allow_exactly_the_observed_flows(dialect: str) -> No
         assert "path: /healthz" in text
     else:
         assert any("no L7 rules" in n for n in result.notes)
+    assert not any("no DNS lookup" in n for n in result.notes)  # the probes used names
+    plain = suggest(parse_flows([json.dumps(r) for r in _emit(
+        before, [Traffic("web/frontend-1", "api/db-1", 5432)])]).flows, dialect)
+    assert any("no DNS lookup was observed" in n for n in plain.notes)
+    assert plain.to_yaml().startswith("# no DNS lookup was observed")
 
 
 def test_suggest_refuses_flows_it_cannot_learn_from() -> None:
