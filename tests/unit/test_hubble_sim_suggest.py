@@ -228,3 +228,38 @@ def test_identity_labels_match_a_real_kind_capture() -> None:
     state = ClusterState(namespaces={"bookinfo": Namespace("bookinfo")},
                          pods={pod.key: pod})
     assert identity_labels(pod, state, cluster="kind-kind") == real
+
+
+PODS = ["web/frontend-1", "api/api-1", "api/api-2", "api/db-1", "kube-system/coredns-1",
+        "ip:10.244.9.9"]
+
+
+def test_every_emitted_line_is_valid_whatever_the_probe() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    deny_egress = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                   "metadata: {name: no-egress, namespace: api}\n"
+                   "spec: {podSelector: {matchLabels: {app: db}}, policyTypes: [Egress]}\n")
+    state = _state(L7_POLICY, deny_egress)
+    requests = st.none() | st.builds(HttpRequest, st.sampled_from(["GET", "POST", "PUT"]),
+                                     st.sampled_from(["/healthz", "/admin", "/a?b=<&>"]),
+                                     st.sampled_from(["", "api.api", "10.244.2.20"]))
+    traffic = st.builds(Traffic, st.sampled_from(PODS[:5]), st.sampled_from(PODS),
+                        st.sampled_from([8080, 5432, 53]), st.sampled_from(["TCP", "UDP"]),
+                        requests)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(traffic, min_size=1, max_size=4), st.booleans())
+    def check(probes: list[Traffic], dns_proxy: bool) -> None:
+        probes = [t if t.protocol == "TCP" else Traffic(t.source, t.destination, t.port, "UDP")
+                  for t in probes]
+        for record in _emit(state, probes, dns_proxy=dns_proxy):
+            assert validate(record) == []
+            (flow,) = parse_flows([json.dumps(record)]).flows
+            assert jsonpb_line(flow) == json.dumps(record, separators=(",", ":"),
+                                                   ensure_ascii=False).replace(
+                "<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            assert compact_line(flow)
+
+    check()
