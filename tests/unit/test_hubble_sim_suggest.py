@@ -263,3 +263,45 @@ def test_every_emitted_line_is_valid_whatever_the_probe() -> None:
             assert compact_line(flow)
 
     check()
+
+
+def _shapes(lines: list[str]) -> list[tuple[str, str]]:
+    """(arrow, "TYPE VERDICT (SUMMARY)") of compact lines: what remains once the addresses,
+    names, identities and times are taken out."""
+    import re
+
+    line_re = re.compile(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d\.\d{3}: \S+ \([^)]*\) (->|<-|<>) "
+                         r"\S+ \([^)]*\) (.*)$")
+    out = []
+    for line in lines:
+        match = line_re.match(line)
+        assert match, line
+        out.append((match[1], match[2]))
+    return out
+
+
+def test_simulated_flows_have_the_shape_of_a_real_kind_capture() -> None:
+    """compact_kind_pod_tcp_flows_policy_denied_cilium_quickstart.txt (Cilium 1.14.5 on kind):
+    a cross-node TCP handshake seen at the server's node, then a connection dropped by an
+    ingress policy, SYN retransmitted a second later."""
+    from pathlib import Path
+
+    real = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
+            / "compact_kind_pod_tcp_flows_policy_denied_cilium_quickstart.txt"
+            ).read_text(encoding="utf-8").splitlines()
+    deny_db = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+               "metadata: {name: db, namespace: api}\n"
+               "spec: {podSelector: {matchLabels: {app: db}}, policyTypes: [Ingress]}\n")
+    state = _state(deny_db)
+    handshake = _emit(state, [Traffic("web/frontend-1", "api/api-1", 8080)])  # other node
+    dropped = _emit(state, [Traffic("web/frontend-1", "api/db-1", 5432)])
+    compact = [compact_line(f) for f in parse_flows([json.dumps(r) for r in
+                                                      handshake + dropped]).flows]
+    assert _shapes(compact) == _shapes(real[0:3] + real[16:20])
+    # and the UDP lookup of a name (pr39860: to kube-dns, to-endpoint both ways)
+    udp = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
+           / "compact_policy_verdict_udp_dns_allowed_pr39860.txt"
+           ).read_text(encoding="utf-8").splitlines()
+    lookup = _emit(state, [Traffic("web/frontend-1", "api/api-1", 8080, http=GET)])[:2]
+    assert _shapes([compact_line(f) for f in parse_flows([json.dumps(r) for r in lookup]).flows]
+                   ) == _shapes(udp[1:3])  # the real capture's policy verdict line aside
