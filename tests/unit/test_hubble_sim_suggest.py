@@ -298,6 +298,10 @@ def test_simulated_flows_have_the_shape_of_a_real_kind_capture() -> None:
     compact = [compact_line(f) for f in parse_flows([json.dumps(r) for r in
                                                       handshake + dropped]).flows]
     assert _shapes(compact) == _shapes(real[0:3] + real[16:20])
+    other = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
+             / "compact_policy_verdict_ingress_denied_issue30105.txt"
+             ).read_text(encoding="utf-8").splitlines()
+    assert _shapes(compact[3:5]) == _shapes(other[0:2])  # Cilium 1.14.6, another cluster
     # and the UDP lookup of a name (pr39860: to kube-dns, to-endpoint both ways)
     udp = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
            / "compact_policy_verdict_udp_dns_allowed_pr39860.txt"
