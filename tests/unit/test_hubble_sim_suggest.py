@@ -63,12 +63,10 @@ def _state(*extra: str) -> Any:
 
 def _emit(state: Any, traffic: list[Traffic], **kw: Any) -> list[dict[str, Any]]:
     engine = Engine(state, "cilium")
-    ids = IdentityAllocator().for_pods(state)
-    emitter = Emitter(state, ids)
+    emitter = Emitter(engine, IdentityAllocator().for_pods(state))
     out: list[dict[str, Any]] = []
     for seq, t in enumerate(traffic):
-        out += emitter.probe(t, engine.evaluate(t), seq, denied_in=engine.denied_in(t),
-                             proxied=engine.proxied(t), **kw)
+        out += emitter.probe(engine.evaluate(t), seq, **kw)
     return out
 
 
@@ -135,9 +133,12 @@ def test_egress_denials_are_reported_at_the_source() -> None:
                    "metadata: {name: no-egress, namespace: web}\n"
                    "spec: {podSelector: {}, policyTypes: [Egress]}\n")
     flows = parse_flows([json.dumps(r) for r in _emit(
-        _state(deny_egress), [Traffic("web/frontend-1", "api/api-1", 8080)])]).flows
+        _state(deny_egress), [Traffic("web/frontend-1", "api/api-1", 8080, http=GET)])]).flows
     assert {(f.verdict, f.traffic_direction, f.node_name) for f in flows} == {
         ("DROPPED", "EGRESS", "kind-worker")}
+    # the name's lookup is dropped first: default-deny egress without a DNS rule breaks DNS
+    assert [(f.l4.protocol, f.l4.destination_port, f.destination.pod_name) for f in flows] == [
+        ("UDP", 53, "coredns-1")] * 2 + [("TCP", 8080, "api-1")] * 4
 
 
 def _observed(state: Any) -> set[tuple[str, str, int]]:

@@ -248,19 +248,14 @@ class SimBackend(Backend):
         from labkit.policy.cilium_identity import IdentityAllocator
 
         c = self.cluster
-        state = self.state()
         allocator = IdentityAllocator.from_dict(c.identities)
         owners = {key: (owner.partition("/")[2], owner.partition(" ")[0])
                   for key, owner in ((k, sp.owner) for k, sp in c.pods.items()) if owner}
-        emitter = Emitter(state, allocator.for_pods(state), owners)
+        emitter = Emitter(engine, allocator.for_pods(engine.state), owners)
         dns_proxy = _has_dns_rules(c.policy_docs.values())
         with c.batch():
-            for v in verdicts:
-                denied_in = None if v.allowed or v.denial is not Denial.DROP else \
-                    engine.denied_in(v.traffic)
-                c.flows += emitter.probe(v.traffic, v, c.probes, dns_proxy=dns_proxy,
-                                         denied_in=denied_in,
-                                         proxied=v.allowed and engine.proxied(v.traffic))
+            for verdict in verdicts:
+                c.flows += emitter.probe(verdict, c.probes, dns_proxy=dns_proxy)
                 c.probes += 1
             del c.flows[:-FLOW_BUFFER]
             c.identities = allocator.as_dict()
