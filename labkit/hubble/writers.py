@@ -86,6 +86,11 @@ def response(flow: Flow) -> dict[str, Any]:
     return canonical({"flow": dict(flow.record), **envelope}, RESPONSE)
 
 
+def response_line(obj: Mapping[str, Any]) -> str:
+    """A GetFlowsResponse object as one line of ``hubble observe -o jsonpb``."""
+    return _go_json(canonical(obj, RESPONSE))
+
+
 def jsonpb_line(flow: Flow) -> str:
     """One line of ``hubble observe -o jsonpb``."""
     return _go_json(response(flow))

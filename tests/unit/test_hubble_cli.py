@@ -191,3 +191,19 @@ def test_observe_json_is_jsonpb_unless_hubble_compat_asks_for_legacy(capsys: Any
     assert main([*args, "json"]) == 0
     legacy = json.loads(capsys.readouterr().out)
     assert legacy == json.loads(jsonpb)["flow"]
+
+
+def test_sim_keeps_a_bounded_flow_buffer(monkeypatch: Any) -> None:
+    from labkit.backends.sim import backend, store
+
+    monkeypatch.setattr(backend, "FLOW_BUFFER", 10)
+    lab = _sim_cilium_lab()
+    pods = lab.workload_pods()
+    path = store.flows_path_for(lab.cluster_name)
+    for _ in range(300):
+        lab.probe(pods[0], pods[-1], 8080)
+    # trimmed to the last 10 when the 256th probe passed; 44 probes of 3 flows since
+    assert len(store.read_lines(path)) == 10 + 44 * 3
+    assert len(lab.flows()) == 10 and len(lab.flows(last=4)) == 4
+    lab.down()
+    assert not path.exists()

@@ -81,6 +81,7 @@ class SimBackend(Backend):
 
     def up(self, progress: Progress | None = None) -> None:
         if not self.exists():
+            store.flows_path_for(self.stage.cluster_name).unlink(missing_ok=True)  # stale
             cluster = SimCluster.create(self.stage)
             _register(cluster)
             with cluster.batch():  # saved once, at the end
@@ -245,6 +246,7 @@ class SimBackend(Backend):
         """Hubble's view of the probes just answered (labkit.hubble.emit), kept with the
         cluster like an agent's flow buffer: the last ``FLOW_BUFFER`` flows."""
         from labkit.hubble.emit import Emitter
+        from labkit.hubble.writers import response_line
         from labkit.policy.cilium_identity import IdentityAllocator
 
         c = self.cluster
@@ -253,19 +255,27 @@ class SimBackend(Backend):
                   for key, owner in ((k, sp.owner) for k, sp in c.pods.items()) if owner}
         emitter = Emitter(engine, allocator.for_pods(engine.state), owners)
         dns_proxy = _has_dns_rules(c.policy_docs.values())
+        lines: list[str] = []
         with c.batch():
             for verdict in verdicts:
-                c.flows += emitter.probe(verdict, c.probes, dns_proxy=dns_proxy)
+                lines += map(response_line, emitter.probe(verdict, c.probes,
+                                                          dns_proxy=dns_proxy))
                 c.probes += 1
-            del c.flows[:-FLOW_BUFFER]
             c.identities = allocator.as_dict()
+        path = store.flows_path_for(c.stage.cluster_name)
+        store.append_lines(path, lines)
+        if c.probes // 256 != (c.probes - len(verdicts)) // 256:  # now and then: trim
+            kept = store.read_lines(path)
+            if len(kept) > 2 * FLOW_BUFFER:
+                store.write(path, "".join(line + "\n" for line in kept[-FLOW_BUFFER:]))
 
     def hubble_flows(self, last: int | None = None) -> Any:
-        from labkit.hubble.flow import FlowLog, parse_response
+        from labkit.hubble.flow import FlowLog, parse_flows
 
-        flows = self.cluster.flows[-last:] if last else self.cluster.flows
-        return FlowLog(tuple(f for f in (parse_response(r, "sim") for r in flows) if f),
-                       simulated=True)
+        path = store.flows_path_for(self.cluster.stage.cluster_name)
+        lines = store.read_lines(path)[-FLOW_BUFFER:]
+        log = parse_flows(lines[-last:] if last else lines, source=str(path))
+        return FlowLog(log.flows, log.skipped, simulated=True)
 
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result:
@@ -281,6 +291,8 @@ class SimBackend(Backend):
 
 #: Hubble keeps this many flows per node by default (hubble-event-buffer-capacity 4095).
 FLOW_BUFFER = 4095
+
+
 
 
 def _has_dns_rules(docs: Any) -> bool:

@@ -107,9 +107,8 @@ class SimCluster:
     no_network: dict[str, str] = field(default_factory=dict)
     #: The applied manifest of each policy, by identity: what is saved, and parsed on load.
     policy_docs: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    #: Hubble (with Cilium): the flows of the probes answered so far, as GetFlowsResponse
-    #: objects; the identities allocated to label sets; how many probes were answered.
-    flows: list[dict[str, Any]] = field(default_factory=list)
+    #: Hubble (with Cilium): the identities allocated to label sets, and how many probes
+    #: were answered (the flows themselves are in the store's flows file).
     identities: dict[str, int] = field(default_factory=dict)
     probes: int = 0
     #: Called after every change (outside a batch): the sim backend saves the cluster there.
