@@ -113,22 +113,43 @@ def suggest(flows: Iterable[Flow], dialect: str = "cilium") -> Suggestion:
                   "resolve names need an egress rule to kube-dns on 53/UDP")
     targets = sorted({w for pair in edges for w in pair if w[0] not in SKIP_NAMESPACES})
     make = _cilium if dialect == "cilium" else _kubernetes
-    policies = tuple(make(w, edges) for w in targets)
+    names = _names(targets)
+    policies = tuple(make(w, edges, names[w]) for w in targets)
     return Suggestion(dialect, policies, tuple(sorted(notes)))
 
 
-def _name(w: Workload) -> str:
-    values = [v for k, v in w[1] if k in ("app", "app.kubernetes.io/name")] or \
-        [v for _, v in w[1]]
-    text = re.sub(r"[^a-z0-9-]+", "-", "-".join(values).lower()).strip("-")
-    return f"suggested-{text}"[:63].rstrip("-")
+def _names(targets: list[Workload]) -> dict[Workload, str]:
+    """A policy name per workload, unique in its namespace: ``suggested-<app>``, or with every
+    label value when two workloads share an app (``reviews`` v1 and v2)."""
+    def name(values: Iterable[str], suffix: str = "") -> str:
+        text = re.sub(r"[^a-z0-9]+", "-", "-".join(values).lower()).strip("-")
+        return f"suggested-{text}"[:63 - len(suffix)].rstrip("-") + suffix
+
+    def short(w: Workload) -> str:
+        apps = [v for k, v in w[1] if k in ("app", "app.kubernetes.io/name")]
+        return name(apps or [v for _, v in w[1]])
+
+    out: dict[Workload, str] = {}
+    for w in targets:
+        clash = any(short(o) == short(w) and o[0] == w[0] for o in targets if o != w)
+        out[w] = name(v for _, v in w[1]) if clash else short(w)
+    taken: set[tuple[str, str]] = set()
+    for w in targets:  # label values that still collide after cleaning: number them
+        candidate, i = out[w], 1
+        while (w[0], candidate) in taken:
+            i += 1
+            candidate = name([out[w].removeprefix("suggested-")], f"-{i}")
+        taken.add((w[0], candidate))
+        out[w] = candidate
+    return out
 
 
 def _ports_k8s(ports: Iterable[Port]) -> list[dict[str, Any]]:
     return [{"protocol": proto, "port": number} for number, proto in sorted(ports)]
 
 
-def _kubernetes(w: Workload, edges: dict[tuple[Workload, Workload], _Rules]) -> dict[str, Any]:
+def _kubernetes(w: Workload, edges: dict[tuple[Workload, Workload], _Rules],
+                name: str) -> dict[str, Any]:
     def peer(p: Workload) -> dict[str, Any]:
         return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: p[0]}},
                 "podSelector": {"matchLabels": dict(p[1])}}
@@ -144,10 +165,11 @@ def _kubernetes(w: Workload, edges: dict[tuple[Workload, Workload], _Rules]) -> 
     if egress:
         spec["egress"] = egress
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": _name(w), "namespace": w[0]}, "spec": spec}
+            "metadata": {"name": name, "namespace": w[0]}, "spec": spec}
 
 
-def _cilium(w: Workload, edges: dict[tuple[Workload, Workload], _Rules]) -> dict[str, Any]:
+def _cilium(w: Workload, edges: dict[tuple[Workload, Workload], _Rules],
+            name: str) -> dict[str, Any]:
     def peer(p: Workload) -> dict[str, Any]:
         return {"matchLabels": {**dict(p[1]), f"k8s:{CILIUM_NAMESPACE_LABEL}": p[0]}}
 
@@ -171,7 +193,7 @@ def _cilium(w: Workload, edges: dict[tuple[Workload, Workload], _Rules]) -> dict
     spec = {"endpointSelector": {"matchLabels": dict(w[1])},
             "ingress": ingress or [{}], "egress": egress or [{}]}
     return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
-            "metadata": {"name": _name(w), "namespace": w[0]}, "spec": spec}
+            "metadata": {"name": name, "namespace": w[0]}, "spec": spec}
 
 
 def _re2_literal(text: str) -> str:

@@ -310,3 +310,40 @@ def test_simulated_flows_have_the_shape_of_a_real_kind_capture() -> None:
     lookup = _emit(state, [Traffic("web/frontend-1", "api/api-1", 8080, http=GET)])[:2]
     assert _shapes([compact_line(f) for f in parse_flows([json.dumps(r) for r in lookup]).flows]
                    ) == _shapes(udp[1:3])  # the real capture's policy verdict line aside
+
+
+@pytest.mark.parametrize("dialect", ["cilium", "kubernetes"])
+def test_suggest_from_a_real_kind_capture(dialect: str) -> None:
+    """bookinfo on kind (captures/otel_kind_tcp_l34_and_l7_http_selected.jsonl): the
+    suggestion parses as the API server would take it, names are unique per namespace
+    (reviews v1 and v2 are two identities), and the observed HTTP GETs become rules."""
+    from pathlib import Path
+
+    from labkit.hubble.flow import read_flows
+    from labkit.policy import served_kinds
+
+    path = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble" / "captures"
+            / "otel_kind_tcp_l34_and_l7_http_selected.jsonl")
+    result = suggest(read_flows(path).flows, dialect)
+    objects = parse_text(result.to_yaml(), "suggestion", served=served_kinds("cilium"))
+    assert len(objects) == len(result.policies) >= 3
+    keys = [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in result.policies]
+    assert len(set(keys)) == len(keys)
+    if dialect == "cilium":
+        http = [r for p in result.policies for rule in p["spec"]["ingress"]
+                for port in rule.get("toPorts", []) for r in port.get("rules", {}).get("http", [])]
+        assert http and all(r["method"] == "GET" for r in http)
+    assert any("left out" in n for n in result.notes)  # world, host and remote-node peers
+
+
+def test_policy_names_stay_unique_when_apps_repeat() -> None:
+    from labkit.hubble.suggest import _names
+
+    a = ("ns", (("app", "reviews"), ("version", "v1")))
+    b = ("ns", (("app", "reviews"), ("version", "v2")))
+    c = ("other", (("app", "reviews"),))
+    d = ("ns", (("app", "Reviews!"), ("version", "v1")))  # cleans to the same text as a
+    names = _names([a, b, c, d])
+    assert names[c] == "suggested-reviews"
+    assert {names[a], names[b]} == {"suggested-reviews-v1", "suggested-reviews-v2"}
+    assert names[d] == "suggested-reviews-v1-2"
