@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import LabkitError
+from labkit.display.render import Rendered, html_report, html_table, text_report
+from labkit.errors import FlowError
 
 #: Keys of a GetFlowsResponse that carry something other than a flow.
 NOT_FLOWS = ("lost_events", "node_status", "agent_event", "debug_event")
@@ -28,10 +29,6 @@ L4_PROTOCOLS = ("TCP", "UDP", "ICMPv4", "ICMPv6", "SCTP")
 _FLOW_KEYS = frozenset({"time", "uuid", "verdict", "IP", "l4", "source", "destination", "Type",
                         "node_name", "l7", "event_type", "drop_reason_desc", "is_reply",
                         "Summary", "ethernet", "traffic_direction"})
-
-
-class FlowError(LabkitError):
-    """A line of a flow file that is not what Hubble writes."""
 
 
 @dataclass(frozen=True)
@@ -185,14 +182,19 @@ class Flow:
         return self.l7.dns if self.l7 else None
 
 
-@dataclass(frozen=True)
-class FlowLog:
-    """The flows of one file or cluster, and how many non-flow responses were skipped."""
+@dataclass(frozen=True, repr=False)
+class FlowLog(Rendered):
+    """The flows of one file or cluster, and how many non-flow responses were skipped.
+
+    Shown (text or HTML) as Hubble's table of the last ``SHOWN`` flows; ``.flows`` has all.
+    """
 
     flows: tuple[Flow, ...]
     skipped: int = 0
     #: Made by the sim backend's model, not recorded by a real Hubble.
     simulated: bool = False
+
+    SHOWN = 20
 
     def __iter__(self) -> Any:
         return iter(self.flows)
@@ -204,8 +206,30 @@ class FlowLog:
         """``labkit hubble parse --output json``: exactly ``flows`` and ``skipped``."""
         return {"flows": [f.as_dict() for f in self.flows], "skipped": self.skipped}
 
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2)
+    def _report(self) -> tuple[str, list[str], list[list[str]], str]:
+        from labkit.hubble.writers import TABLE_HEADER, table_row
+
+        label = " (simulated)" if self.simulated else ""
+        headline = f"{len(self.flows)} Hubble flows{label}, {self.skipped} other events skipped"
+        hidden = len(self.flows) - self.SHOWN
+        notes = [f"{hidden} earlier flows not shown (all are in .flows, .to_dataframe())"] \
+            if hidden > 0 else []
+        rows = [table_row(f) for f in self.flows[-self.SHOWN:]]
+        note = ("simulated: labkit's model of what Hubble would record, not a real Hubble"
+                if self.simulated else "")
+        return headline, notes, [list(TABLE_HEADER), *rows], note
+
+    def to_text(self) -> str:
+        from labkit.display.render import text_table
+
+        headline, notes, table, note = self._report()
+        body = [text_table(table[0], table[1:], gap="   ")] if len(table) > 1 else []
+        return text_report(headline, body, notes, note)
+
+    def _repr_html_(self) -> str:
+        headline, notes, table, note = self._report()
+        body = [html_table(table[0], table[1:])] if len(table) > 1 else []
+        return html_report(headline, body, notes, note)
 
     def to_dataframe(self) -> Any:
         from labkit.hubble.frame import flows_dataframe

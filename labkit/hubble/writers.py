@@ -129,6 +129,17 @@ def legacy_json() -> bool:
     return "legacy-json-output" in options
 
 
+#: The columns of ``hubble observe -o table``.
+TABLE_HEADER = ("TIMESTAMP", "SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY")
+
+
+def table_row(flow: Flow) -> list[str]:
+    """One row of ``hubble observe -o table`` (hostnames with ports, no identities)."""
+    f = flow.record
+    src, dst = _hostnames(f)
+    return [stamp_milli(f.get("time")), src, dst, flow_type(f), _verdict(f, False), _summary(f)]
+
+
 def write(flows: Iterable[Flow], output: str, **compact: bool) -> str:
     """Every flow in ``output`` format (``jsonpb``, ``json``, ``compact``), one line each,
     as ``hubble observe -o OUTPUT`` prints it."""

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from labkit.hubble.flow import FlowError, parse_flows, read_flows
+from labkit.errors import FlowError
+from labkit.hubble.flow import parse_flows, read_flows
 from labkit.hubble.schema import FLOW, RESPONSE, validate
 from labkit.hubble.writers import compact_line, json_line, jsonpb_line
 
@@ -328,3 +329,16 @@ def test_selected_real_flows_field_by_field(name: str, index: int,
 ])
 def test_compact_lines_of_real_flows(name: str, index: int, line: str) -> None:
     assert compact_line(read_flows(HERE / name).flows[index]) == line
+
+
+def test_a_flow_log_shows_as_hubbles_table() -> None:
+    golden = (HERE / "GOLDEN_printer_tabular_dropped_cilium_printer_test.txt"
+              ).read_text(encoding="utf-8").splitlines()
+    log = parse_flows(_lines(GOLDEN_JSONPB)[:1])
+    text = log.to_text().splitlines()
+    assert text[0] == "1 Hubble flows, 0 other events skipped"
+    assert text[1:] == golden  # hubble observe -o table, column for column
+    html = log._repr_html_()
+    assert "<th>TIMESTAMP</th>" in html and "<td>Policy denied</td>" in html
+    many = parse_flows(_lines(GOLDEN_JSONPB) * 15)
+    assert "10 earlier flows not shown" in repr(many) and len(repr(many).splitlines()) == 23
