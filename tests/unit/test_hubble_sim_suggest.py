@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from itertools import product
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,8 @@ from labkit.policy import Engine, build_state, parse_text
 from labkit.policy.cilium_identity import IdentityAllocator, identity_labels
 from labkit.policy.state import add_policy
 from tests.manifests import manifest, namespace, pod
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
 
 SHOP = manifest(
     namespace("web"), namespace("api"), namespace("kube-system"),
@@ -179,12 +182,9 @@ def test_suggested_policies_allow_exactly_the_observed_flows(dialect: str) -> No
 
 
 def test_suggest_refuses_flows_it_cannot_learn_from() -> None:
-    from pathlib import Path
-
     from labkit.hubble.flow import read_flows
 
-    masked = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
-              / "exporter_json_dropped_kind_fieldmask.jsonl")
+    masked = (FIXTURES / "exporter_json_dropped_kind_fieldmask.jsonl")
     with pytest.raises(LabkitError, match="no forwarded pod-to-pod flows"):
         suggest(read_flows(masked).flows)
     with pytest.raises(LabkitError, match="unknown dialect"):
@@ -214,13 +214,10 @@ def test_engine_says_where_a_drop_happens_and_when_the_proxy_is_in_the_path() ->
 def test_identity_labels_match_a_real_kind_capture() -> None:
     """The ratings pod of tests/fixtures/hubble/jsonpb_l3l4_udp_first3of400.jsonl: Hubble
     listed exactly these labels for it (pod-template-hash filtered out)."""
-    from pathlib import Path
-
     from labkit.hubble.flow import read_flows
     from labkit.model import ClusterState, Namespace, Pod
 
-    path = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
-            / "jsonpb_l3l4_udp_first3of400.jsonl")
+    path = (FIXTURES / "jsonpb_l3l4_udp_first3of400.jsonl")
     real = read_flows(path).flows[0].source.labels
     pod = Pod("bookinfo", "ratings-v1-b6994bb9-jgqxb",
               {"app": "ratings", "version": "v1", "pod-template-hash": "b6994bb9",
@@ -285,10 +282,7 @@ def test_simulated_flows_have_the_shape_of_a_real_kind_capture() -> None:
     """compact_kind_pod_tcp_flows_policy_denied_cilium_quickstart.txt (Cilium 1.14.5 on kind):
     a cross-node TCP handshake seen at the server's node, then a connection dropped by an
     ingress policy, SYN retransmitted a second later."""
-    from pathlib import Path
-
-    real = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
-            / "compact_kind_pod_tcp_flows_policy_denied_cilium_quickstart.txt"
+    real = (FIXTURES / "compact_kind_pod_tcp_flows_policy_denied_cilium_quickstart.txt"
             ).read_text(encoding="utf-8").splitlines()
     deny_db = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
                "metadata: {name: db, namespace: api}\n"
@@ -299,13 +293,11 @@ def test_simulated_flows_have_the_shape_of_a_real_kind_capture() -> None:
     compact = [compact_line(f) for f in parse_flows([json.dumps(r) for r in
                                                       handshake + dropped]).flows]
     assert _shapes(compact) == _shapes(real[0:3] + real[16:20])
-    other = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
-             / "compact_policy_verdict_ingress_denied_issue30105.txt"
+    other = (FIXTURES / "compact_policy_verdict_ingress_denied_issue30105.txt"
              ).read_text(encoding="utf-8").splitlines()
     assert _shapes(compact[3:5]) == _shapes(other[0:2])  # Cilium 1.14.6, another cluster
     # and the UDP lookup of a name (pr39860: to kube-dns, to-endpoint both ways)
-    udp = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble"
-           / "compact_policy_verdict_udp_dns_allowed_pr39860.txt"
+    udp = (FIXTURES / "compact_policy_verdict_udp_dns_allowed_pr39860.txt"
            ).read_text(encoding="utf-8").splitlines()
     lookup = _emit(state, [Traffic("web/frontend-1", "api/api-1", 8080, http=GET)])[:2]
     assert _shapes([compact_line(f) for f in parse_flows([json.dumps(r) for r in lookup]).flows]
@@ -317,12 +309,10 @@ def test_suggest_from_a_real_kind_capture(dialect: str) -> None:
     """bookinfo on kind (captures/otel_kind_tcp_l34_and_l7_http_selected.jsonl): the
     suggestion parses as the API server would take it, names are unique per namespace
     (reviews v1 and v2 are two identities), and the observed HTTP GETs become rules."""
-    from pathlib import Path
-
     from labkit.hubble.flow import read_flows
     from labkit.policy import served_kinds
 
-    path = (Path(__file__).resolve().parents[1] / "fixtures" / "hubble" / "captures"
+    path = (FIXTURES / "captures"
             / "otel_kind_tcp_l34_and_l7_http_selected.jsonl")
     result = suggest(read_flows(path).flows, dialect)
     objects = parse_text(result.to_yaml(), "suggestion", served=served_kinds("cilium"))
