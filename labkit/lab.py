@@ -28,7 +28,7 @@ from labkit.tools.process import Result
 if TYPE_CHECKING:
     from labkit.capture import Capture
     from labkit.cni import Verification
-    from labkit.hubble.flow import FlowLog
+    from labkit.hubble.log import FlowLog
     from labkit.matrix import Cell, ConnectivityMatrix
 
 BACKENDS = ("auto", "kind", "sim")

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from labkit.backends.stage import Stage
     from labkit.capture import Capture, CaptureSpec
-    from labkit.hubble.flow import FlowLog
+    from labkit.hubble.log import FlowLog
     from labkit.matrix import Cell, Observation
     from labkit.progress import Progress
 

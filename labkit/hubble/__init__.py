@@ -2,7 +2,8 @@
 into a DataFrame or a service map, and suggest least-privilege policies from it."""
 
 from labkit.errors import FlowError
-from labkit.hubble.flow import Flow, FlowLog, parse_flows, read_flows
+from labkit.hubble.flow import Flow
+from labkit.hubble.log import FlowLog, parse_flows, read_flows
 from labkit.hubble.servicemap import ServiceMap
 from labkit.hubble.suggest import Suggestion, suggest
 

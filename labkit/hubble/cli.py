@@ -12,6 +12,9 @@ import sys
 from typing import Any
 
 from labkit.errors import LabkitError
+from labkit.hubble.log import read_flows
+from labkit.hubble.writers import compact_line, write
+from labkit.lab import Lab
 
 DEFAULT_STAGE = "cilium"
 DEFAULT_LAST = 20  # as `hubble observe` prints without --last or --follow
@@ -44,9 +47,6 @@ def _positive(text: str) -> int:
 
 
 def run_parse(args: argparse.Namespace) -> int:
-    from labkit.hubble.flow import read_flows
-    from labkit.hubble.writers import compact_line
-
     log = read_flows(args.file)
     if args.output == "json":
         print(log.to_json())
@@ -58,9 +58,6 @@ def run_parse(args: argparse.Namespace) -> int:
 
 
 def run_observe(args: argparse.Namespace) -> int:
-    from labkit.hubble.writers import write
-    from labkit.lab import Lab
-
     lab = Lab(args.stage, backend=args.backend)
     if not lab.exists():
         raise LabkitError(f"no cluster for stage {args.stage!r} ({lab.backend})",

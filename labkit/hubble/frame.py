@@ -67,7 +67,7 @@ def _row(flow: Flow) -> dict[str, Any]:
 def flows_dataframe(flows: Iterable[Flow]) -> Any:
     """A DataFrame of flows: ``time`` as UTC datetimes (nanoseconds kept), nullable integers
     and booleans, ``None`` where Hubble left a field out."""
-    import pandas as pd
+    import pandas as pd  # lazy: heavy, and only DataFrame users need it
 
     frame = pd.DataFrame([_row(f) for f in flows], columns=list(COLUMNS))
     frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")

@@ -62,7 +62,7 @@ class ServiceMap:
 
     def graph(self) -> Any:
         """A networkx MultiDiGraph: one edge per (source, destination, verdict)."""
-        import networkx as nx
+        import networkx as nx  # lazy: heavy, and only the map needs it
 
         g = nx.MultiDiGraph(title=self.title)
         g.add_nodes_from(self.nodes)
@@ -73,9 +73,9 @@ class ServiceMap:
 
     def figure(self) -> Any:
         """The picture as a matplotlib Figure (no pyplot: safe in any backend)."""
-        import networkx as nx
-        from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
+        import networkx as nx  # lazy: heavy, and only the map needs it
+        from matplotlib.figure import Figure  # lazy: heavy, and only the picture needs it
+        from matplotlib.lines import Line2D  # lazy: as above
 
         g = nx.DiGraph()  # drawing: one arc per (source, destination, verdict), bent apart
         g.add_nodes_from(self.nodes)

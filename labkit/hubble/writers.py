@@ -9,6 +9,7 @@ and the names it prints come from cilium ``pkg/monitor/api`` (``types.go``, ``dr
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -123,8 +124,6 @@ def legacy_json() -> bool:
     """``HUBBLE_COMPAT=legacy-json-output``: the switch that makes hubble's ``-o json`` print
     bare flows (CLI v0.10 and older); otherwise ``json`` is an alias for ``jsonpb``
     (cilium ``hubble/cmd/common/config/compat.go``, ``hubble/cmd/observe/flows.go``)."""
-    import os
-
     options = os.environ.get("HUBBLE_COMPAT", "").lower().split(",")
     return "legacy-json-output" in options
 

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 from labkit.errors import ManifestError
+from labkit.hubble.log import read_flows
+from labkit.hubble.suggest import suggest
 from labkit.matrix import ConnectivityMatrix
 from labkit.model import HttpRequest, Traffic, parse_endpoint
 from labkit.policy.engine import CNIS, Engine, served_kinds
@@ -94,9 +96,6 @@ def run_matrix(args: argparse.Namespace) -> int:
 
 
 def run_suggest(args: argparse.Namespace) -> int:
-    from labkit.hubble.flow import read_flows
-    from labkit.hubble.suggest import suggest
-
     print(suggest(read_flows(args.from_flows).flows, args.dialect).to_yaml(), end="")
     return 0
 

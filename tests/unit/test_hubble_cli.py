@@ -15,7 +15,7 @@ from labkit.backends.kind.backend import KindBackend
 from labkit.backends.stage import Stage
 from labkit.cli import main
 from labkit.errors import BackendUnsupported, ToolError
-from labkit.hubble.flow import parse_flows
+from labkit.hubble.log import parse_flows
 from labkit.hubble.schema import validate
 from labkit.lab import Lab
 from tests.unit.kindfakes import FakeKube, FakeRunner

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from labkit.errors import FlowError
-from labkit.hubble.flow import parse_flows, read_flows
+from labkit.hubble.log import parse_flows, read_flows
 from labkit.hubble.schema import FLOW, RESPONSE, validate
 from labkit.hubble.writers import compact_line, json_line, jsonpb_line
 

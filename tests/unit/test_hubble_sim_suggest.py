@@ -17,7 +17,7 @@ import pytest
 
 from labkit.errors import LabkitError
 from labkit.hubble.emit import Emitter
-from labkit.hubble.flow import parse_flows
+from labkit.hubble.log import parse_flows
 from labkit.hubble.schema import validate
 from labkit.hubble.suggest import suggest
 from labkit.hubble.writers import compact_line, jsonpb_line
@@ -182,7 +182,7 @@ def test_suggested_policies_allow_exactly_the_observed_flows(dialect: str) -> No
 
 
 def test_suggest_refuses_flows_it_cannot_learn_from() -> None:
-    from labkit.hubble.flow import read_flows
+    from labkit.hubble.log import read_flows
 
     masked = (FIXTURES / "exporter_json_dropped_kind_fieldmask.jsonl")
     with pytest.raises(LabkitError, match="no forwarded pod-to-pod flows"):
@@ -214,7 +214,7 @@ def test_engine_says_where_a_drop_happens_and_when_the_proxy_is_in_the_path() ->
 def test_identity_labels_match_a_real_kind_capture() -> None:
     """The ratings pod of tests/fixtures/hubble/jsonpb_l3l4_udp_first3of400.jsonl: Hubble
     listed exactly these labels for it (pod-template-hash filtered out)."""
-    from labkit.hubble.flow import read_flows
+    from labkit.hubble.log import read_flows
     from labkit.model import ClusterState, Namespace, Pod
 
     path = (FIXTURES / "jsonpb_l3l4_udp_first3of400.jsonl")
@@ -309,7 +309,7 @@ def test_suggest_from_a_real_kind_capture(dialect: str) -> None:
     """bookinfo on kind (captures/otel_kind_tcp_l34_and_l7_http_selected.jsonl): the
     suggestion parses as the API server would take it, names are unique per namespace
     (reviews v1 and v2 are two identities), and the observed HTTP GETs become rules."""
-    from labkit.hubble.flow import read_flows
+    from labkit.hubble.log import read_flows
     from labkit.policy import served_kinds
 
     path = (FIXTURES / "captures"

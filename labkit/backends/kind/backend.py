@@ -28,7 +28,7 @@ from labkit.tools import kind as kind_tool
 from labkit.tools import process
 
 if TYPE_CHECKING:
-    from labkit.hubble.flow import FlowLog
+    from labkit.hubble.log import FlowLog
     from labkit.matrix import Observation
 
 KubeFactory = Callable[[str], KubeApi]
@@ -242,7 +242,8 @@ class KindBackend(Backend):
         """Each Cilium agent's recent flows, merged in time order; the equivalent of
         ``kubectl -n kube-system exec ds/cilium -c cilium-agent -- hubble observe -o jsonpb
         --last N`` on every node (ground truth 5.5), through the guarded API client."""
-        from labkit.hubble.flow import Flow, FlowLog, parse_flows, time_key
+        from labkit.hubble.flow import Flow
+        from labkit.hubble.log import FlowLog, parse_flows, time_key
 
         agents = [p for p in self.pods("kube-system") if p.labels.get("k8s-app") == "cilium"]
         if not agents:

@@ -270,7 +270,7 @@ class SimBackend(Backend):
                 store.write(path, "".join(line + "\n" for line in kept[-FLOW_BUFFER:]))
 
     def hubble_flows(self, last: int | None = None) -> Any:
-        from labkit.hubble.flow import FlowLog, parse_flows
+        from labkit.hubble.log import FlowLog, parse_flows
 
         path = store.flows_path_for(self.cluster.stage.cluster_name)
         lines = store.read_lines(path)[-FLOW_BUFFER:]
