@@ -41,7 +41,7 @@ from typing import Any
 
 from labkit.hubble.schema import RESPONSE, canonical
 from labkit.model import Denial, Pod, Traffic, Verdict, parse_endpoint
-from labkit.policy.cilium_identity import RESERVED, RESERVED_LABELS, identity_labels
+from labkit.policy.cilium.identity import RESERVED, RESERVED_LABELS, identity_labels
 from labkit.policy.engine import Engine
 from labkit.policy.ir import Direction
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from labkit.hubble.flow import Flow
 from labkit.hubble.schema import FLOW, RESPONSE, canonical
-from labkit.policy.cilium_identity import RESERVED_NAMES
+from labkit.policy.cilium.identity import RESERVED_NAMES
 
 OUTPUTS = ("jsonpb", "json", "compact")
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from labkit.backends.kind.backend import KindBackend
-from labkit.backends.stage import Stage
+from labkit.environments import Stage
 from labkit.cli import main
 from labkit.errors import BackendUnsupported, ToolError
 from labkit.hubble.log import parse_flows

@@ -23,7 +23,7 @@ from labkit.hubble.suggest import suggest
 from labkit.hubble.writers import compact_line, jsonpb_line
 from labkit.model import Denial, HttpRequest, Traffic
 from labkit.policy import Engine, build_state, parse_text
-from labkit.policy.cilium_identity import IdentityAllocator, identity_labels
+from labkit.policy.cilium.identity import IdentityAllocator, identity_labels
 from labkit.policy.state import add_policy
 from tests.manifests import manifest, namespace, pod
 

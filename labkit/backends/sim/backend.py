@@ -15,16 +15,23 @@ import atexit
 import contextlib
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.backends.base import Backend, NodeRow, PodRow
+from labkit import cnis
+from labkit.backends.base import Backend, NodeRow, PodRow, T
+from labkit.backends.sim import capture as sim_capture
 from labkit.backends.sim import snapshot, store
-from labkit.backends.sim.cluster import SimCluster
-from labkit.backends.stage import Stage
+from labkit.backends.sim.cluster import CniRecord, SimCluster
+from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
+from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
+from labkit.hubble.emit import Emitter
+from labkit.hubble.log import FlowLog, parse_flows
+from labkit.hubble.writers import response_line
+from labkit.matrix import Observation
 from labkit.model import (
     ClusterState,
     Denial,
@@ -36,10 +43,16 @@ from labkit.model import (
     Traffic,
     Verdict,
 )
+from labkit.policy import Engine, add_policy, served_kinds
+from labkit.policy.cilium.identity import IdentityAllocator
+from labkit.policy.kinds import parse_one
+from labkit.policy.state import identity
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
-    from labkit.matrix import Observation
+    from labkit.backends.kind.backend import KindBackend
+    from labkit.capture import Capture, CaptureSpec
+    from labkit.matrix import Cell, Observation
     from labkit.progress import Progress
 
 #: Every simulated cluster this process has created or loaded, by cluster name.
@@ -76,6 +89,9 @@ class SimBackend(Backend):
                                "does not exist", hint="create it with lab.up()")
         return found
 
+    def dispatch(self, *, sim: Callable[[SimBackend], T], kind: Callable[[KindBackend], T]) -> T:
+        return sim(self)
+
     def exists(self) -> bool:
         return current(self.stage) is not None
 
@@ -87,11 +103,17 @@ class SimBackend(Backend):
             with cluster.batch():  # saved once, at the end
                 if not self.stage.default_cni_disabled:
                     # kind installs kindnetd unless disableDefaultCNI is set (kind docs).
-                    from labkit.cni import recipe
-
-                    recipe("kindnet").install(self)
+                    self.install_kindnet()
         if progress is not None:
             progress.update(f"{len(self.stage.node_names())} nodes (simulated)", force=True)
+
+    def install_kindnet(self) -> None:
+        """What kind does at creation unless the config disables it: kindnetd, host-local
+        over each node's podCIDR (labkit.cni.kindnet)."""
+        cluster = self.cluster
+        cidrs = node_cidrs(self.stage.pod_subnet, list(cluster.nodes))
+        cluster.install_cni(CniRecord("kindnet", NodeRangeIpam(cidrs), "kube-system",
+                                      "kindnet"), cidrs)
 
     def down(self) -> None:
         """Forget the cluster and delete its file (without reading it: works on a corrupt one)."""
@@ -117,11 +139,8 @@ class SimBackend(Backend):
         return self.cluster.state()
 
     def served(self) -> set[tuple[str, str]]:
-        from labkit.policy import served_kinds
-
         cni = self.installed_cni()
-        return set(served_kinds(cni if cni in ("calico", "cilium") else None)) | \
-            self.cluster.extra_served
+        return set(served_kinds(cni)) | self.cluster.extra_served
 
     # -- changes -----------------------------------------------------------------------
     def apply(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
@@ -131,9 +150,6 @@ class SimBackend(Backend):
 
     def _apply(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
-        from labkit.policy import add_policy
-        from labkit.policy.state import identity
-
         manifests = _policy_manifests(docs)
         done = []
         for obj in objects:
@@ -163,8 +179,6 @@ class SimBackend(Backend):
 
     def _delete(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
-        from labkit.policy.state import identity
-
         done = []
         for obj in objects:
             found = False
@@ -216,9 +230,6 @@ class SimBackend(Backend):
     # -- traffic -----------------------------------------------------------------------
     def observe(self, traffic: Sequence[Traffic], expected: dict[Traffic, bool]
                 ) -> dict[Traffic, Observation]:
-        from labkit.matrix import Observation
-        from labkit.policy import Engine
-
         cni = self.installed_cni()
         if cni is None:
             raise ClusterError("no CNI is installed: pods have no network [simulated]",
@@ -238,17 +249,13 @@ class SimBackend(Backend):
             else:
                 out[t] = Observation.from_verdict(verdict, simulated=True)
                 judged.append(verdict)
-        if cni == "cilium":
+        if cnis.CNIS[cni].hubble:
             self._record_flows(engine, judged)
         return out
 
-    def _record_flows(self, engine: Any, verdicts: Sequence[Verdict]) -> None:
+    def _record_flows(self, engine: Engine, verdicts: Sequence[Verdict]) -> None:
         """Hubble's view of the probes just answered (labkit.hubble.emit), kept with the
         cluster like an agent's flow buffer: the last ``FLOW_BUFFER`` flows."""
-        from labkit.hubble.emit import Emitter
-        from labkit.hubble.writers import response_line
-        from labkit.policy.cilium_identity import IdentityAllocator
-
         c = self.cluster
         allocator = IdentityAllocator.from_dict(c.identities)
         owners = {key: (owner.partition("/")[2], owner.partition(" ")[0])
@@ -269,13 +276,14 @@ class SimBackend(Backend):
             if len(kept) > 2 * FLOW_BUFFER:
                 store.write(path, "".join(line + "\n" for line in kept[-FLOW_BUFFER:]))
 
-    def hubble_flows(self, last: int | None = None) -> Any:
-        from labkit.hubble.log import FlowLog, parse_flows
-
+    def hubble_flows(self, last: int | None = None) -> FlowLog:
         path = store.flows_path_for(self.cluster.stage.cluster_name)
         lines = store.read_lines(path)[-FLOW_BUFFER:]
         log = parse_flows(lines[-last:] if last else lines, source=str(path))
         return FlowLog(log.flows, log.skipped, simulated=True)
+
+    def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
+        return sim_capture.capture(self, spec, generate)
 
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result:
@@ -337,9 +345,6 @@ def _refused(state: ClusterState, t: Traffic) -> str:
 def _policy_manifests(docs: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
     """The manifest behind each policy in ``docs`` (already validated by the Lab), by identity:
     policies are saved as what was applied and parsed again on load."""
-    from labkit.policy.parse import parse_one
-    from labkit.policy.state import identity
-
     model = (Namespace, Deployment, Pod, Service, Secret)
     return {identity(obj): copy.deepcopy(doc) for doc in docs
             for obj in parse_one(doc, "<applied>")
@@ -370,9 +375,6 @@ def current(stage: Stage) -> SimCluster | None:
 
 
 def _load(stage: Stage, path: Path) -> SimCluster | None:
-    from labkit.policy import add_policy
-    from labkit.policy.state import identity
-
     try:
         data, text, sig = store.read(path)
         cluster, policies = snapshot.load(data, str(path))
@@ -399,8 +401,6 @@ def _register(cluster: SimCluster) -> None:
 
 def save(cluster: SimCluster) -> None:
     """Write the cluster to its state file if it changed (atomically; see store.write)."""
-    from labkit.policy.state import identity
-
     docs: list[dict[str, Any]] = []
     for policy in cluster.policies:
         doc = cluster.policy_docs.get(identity(policy))
