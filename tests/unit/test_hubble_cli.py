@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from labkit.backends.kind.backend import KindBackend
-from labkit.environments import Stage
 from labkit.cli import main
+from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ToolError
 from labkit.hubble.log import parse_flows
 from labkit.hubble.schema import validate
