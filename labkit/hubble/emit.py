@@ -22,8 +22,10 @@ captures). What is emitted mirrors documented Hubble output, a subset of what an
   ``dns_proxy`` (a ``rules.dns`` policy puts Cilium's DNS proxy in the path) as
   ``dns-request proxy`` / ``dns-response proxy`` L7 flows (Cilium docs, DNS-based policies).
 
-Not modelled: policy-verdict events for allowed connections, the data exchange and teardown
-after the handshake, and connections refused by a pod with no listener.
+A pod that connects to its own address is answered over its loopback device, which Cilium's
+datapath does not see: no flows. Not modelled: policy-verdict events for allowed connections,
+the data exchange and teardown after the handshake, connections refused by a pod with no
+listener.
 
 Times are deterministic: ``BASE`` plus ``PROBE_SECONDS`` a probe (``seq``), plus milliseconds
 within it; source ports, endpoint IDs and flow UUIDs are derived, not random.
@@ -118,6 +120,8 @@ class Emitter:
         """The GetFlowsResponse objects of the probe ``verdict`` judged, in time order;
         ``dns_proxy``: a ``rules.dns`` policy sends DNS through Cilium's DNS proxy."""
         traffic = verdict.traffic
+        if traffic.source == traffic.destination:
+            return []  # to its own address a pod talks over its loopback: no datapath sees it
         src = self.side(traffic.source)
         dst = self.side(traffic.destination, near=src.node)
         clock = _Clock(BASE + timedelta(seconds=PROBE_SECONDS * seq))

@@ -204,6 +204,7 @@ def test_engine_says_where_a_drop_happens_and_when_the_proxy_is_in_the_path() ->
     assert engine.denied_in(Traffic("api/api-2", "api/api-1", 8080)) is Direction.INGRESS
     assert not engine.proxied(Traffic("api/api-1", "api/db-1", 5432))
     assert not engine.proxied(Traffic("api/api-1", "api/api-1", 8080))  # to itself
+    assert _emit(_state(), [Traffic("api/api-1", "api/api-1", 8080)]) == []  # loopback
     # a plain TCP probe to the L7 port: its SYN goes to the proxy, no HTTP flows follow
     flows = parse_flows([json.dumps(r) for r in _emit(_state(L7_POLICY), [front_api])]).flows
     assert {f.record.get("trace_observation_point") for f in flows} == {"TO_PROXY",
