@@ -200,7 +200,6 @@ class Engine:
     def evaluate(self, traffic: Traffic) -> Verdict:
         src = self._index(traffic.source, "from")
         dst = self._index(traffic.destination, "to")
-        protocol = traffic.protocol
         warnings = self._warnings()
         if src == dst:
             return Verdict(traffic, True, None, (
@@ -214,11 +213,7 @@ class Engine:
         reasons: list[str] = []
         l7: list[tuple[HttpMatcher, ...]] = []
         allowed = True
-        for local, remote, direction in ((src, dst, Direction.EGRESS),
-                                         (dst, src, Direction.INGRESS)):
-            if self.u.endpoints[local].kind is not EndpointKind.POD:
-                continue  # only pods carry policy here
-            dec = self.decision(local, direction, traffic.port, protocol)
+        for _, dec, remote in self._sides(traffic):
             reasons.extend(dec.reasons(remote))
             if not has_bit(dec.allowed, remote):
                 allowed = False
@@ -248,7 +243,8 @@ class Engine:
                    for _, d, remote in self._sides(traffic))
 
     def _sides(self, traffic: Traffic) -> list[tuple[Direction, Decision, int]]:
-        """(direction, decision, remote) for each pod end that carries policy, egress first."""
+        """(direction, decision, remote) for each end that carries policy (pods only), egress
+        first: the packet leaves the source before it reaches the destination."""
         src = self._index(traffic.source, "from")
         dst = self._index(traffic.destination, "to")
         if src == dst or self._decide is None:
