@@ -27,16 +27,20 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("parse", help="parse `hubble observe -o jsonpb` (or -o json) output")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--output", choices=("json", "text"), default="text")
+    p.add_argument("--output", choices=("json", "text"), default="text",
+                   help="json: {flows, skipped}; text: compact lines (default)")
     p.set_defaults(func=run_parse)
 
     p = sub.add_parser("observe", help="the flows of a lab cluster, as `hubble observe` "
                        "prints them")
-    p.add_argument("stage", metavar="STAGE", nargs="?", default=DEFAULT_STAGE)
+    p.add_argument("stage", metavar="STAGE", nargs="?", default=DEFAULT_STAGE,
+                   help=f"the stage whose cluster to read (default {DEFAULT_STAGE})")
     p.add_argument("--backend", choices=("auto", "kind", "sim"), default="auto")
     p.add_argument("--last", type=_positive, default=DEFAULT_LAST, metavar="N",
-                   help=f"the last N flows (default {DEFAULT_LAST})")
-    p.add_argument("--output", choices=("jsonpb", "json", "compact"), default="compact")
+                   help=f"the last N flows (default {DEFAULT_LAST}, as hubble observe)")
+    p.add_argument("--output", choices=("jsonpb", "json", "compact"), default="compact",
+                   help="as hubble observe -o: json is jsonpb unless "
+                   "HUBBLE_COMPAT=legacy-json-output (default compact)")
     p.set_defaults(func=run_observe)
 
 

@@ -53,7 +53,9 @@ def register(subparsers: Any) -> None:
                              "forwarded flows of a Hubble capture")
     suggest.add_argument("--from-flows", required=True, metavar="FILE",
                          help="`hubble observe -o jsonpb` output (or `labkit hubble observe`)")
-    suggest.add_argument("--dialect", choices=("kubernetes", "cilium"), default="cilium")
+    suggest.add_argument("--dialect", choices=("kubernetes", "cilium"), default="cilium",
+                         help="NetworkPolicy, or CiliumNetworkPolicy with the observed HTTP "
+                         "method and path (default cilium)")
     suggest.set_defaults(func=run_suggest)
 
 
