@@ -59,6 +59,7 @@ from labkit.errors import (
 )
 from labkit.model import Deployment, Service, ServicePort, Traffic
 from labkit.policy import Engine
+from labkit.policy.cilium.identity import IdentityAllocator, identity_labels
 from labkit.tools import helm
 from labkit.tools import kind as kind_tool
 
@@ -414,18 +415,17 @@ def _sim_service_probes(backend: SimBackend, source: str) -> ServiceProbes:
 
 
 def _sim_identities(backend: SimBackend, namespaces: Sequence[str]) -> ids.Identities:
+    """The model's identities: the same allocator (and saved numbers) as the sim's Hubble
+    flows, so a pod shows the same identity in both."""
     c = backend.cluster
-    allocator = ids.IdentityAllocator()
-    triples = []
-    for key, sp in sorted(c.pods.items()):
-        pod = sp.pod
-        if pod.namespace not in namespaces or pod.host_network or sp.phase != "Running":
-            continue
-        ns = c.namespaces.get(pod.namespace)
-        labels = ids.security_labels(pod.labels, pod.namespace,
-                                     namespace_labels=ns.labels if ns else None,
-                                     service_account=pod.service_account)
-        triples.append((key, allocator.allocate(labels), labels))
+    state = c.state()
+    allocator = IdentityAllocator.from_dict(c.identities)
+    numbers = allocator.for_pods(state)
+    with c.batch():
+        c.identities = allocator.as_dict()
+    triples = [(key, number, identity_labels(state.pods[key], state))
+               for key, number in numbers.items()
+               if state.pods[key].namespace in namespaces]
     return ids.group(triples, simulated=True)
 
 
