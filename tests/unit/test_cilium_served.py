@@ -85,6 +85,7 @@ def test_serve_on_kind_starts_a_server_and_points_coredns_at_it(tmp_path: Path,
     started = [c for c in run.calls if c[:2] == ["docker", "run"]]
     assert started == [["docker", "run", "-d", "--name",
                         "cni-lab-cilium-served-catalog-shop-test", "--network", "kind",
+                        "--label", "io.labkit.cluster=cni-lab-cilium",
                         pinned("images", "agnhost"), "netexec", "--http-port=80"]]
     cm = next(d for d in kube.applied if d["kind"] == "ConfigMap")
     assert served.hosts_of(cm["data"]["Corefile"]) == {"catalog.shop.test": "172.18.0.10"}
@@ -96,3 +97,19 @@ def test_serve_on_kind_starts_a_server_and_points_coredns_at_it(tmp_path: Path,
     assert cilium.RECIPE.serve_name(backend, "catalog.shop.test") == "172.18.0.10"
     assert len([c for c in run.calls if c[:2] == ["docker", "run"]]) == 1
     assert len(kube.applied) == applied
+
+
+def test_down_removes_the_served_containers(tmp_path: Path, kubeconfig: Any) -> None:
+    class Listing(ServingRunner):
+        def __call__(self, argv: list[str], **kwargs: Any) -> Result:
+            if argv[:3] == ["docker", "ps", "-aq"]:
+                self.calls.append(list(argv))
+                return Result(tuple(argv), 0, "abc123\ndef456\n", "")
+            return super().__call__(argv, **kwargs)
+
+    run = Listing()
+    make(tmp_path, kubeconfig, run, cilium_kube()).down()
+    assert ["docker", "ps", "-aq", "--filter",
+            "label=io.labkit.cluster=cni-lab-cilium"] in run.calls
+    assert ["docker", "rm", "-f", "abc123", "def456"] in run.calls
+    assert run.calls[-1] == ["kind", "delete", "cluster", "--name", "cni-lab-cilium"]

@@ -42,8 +42,8 @@ from labkit.policy import served_kinds
 from labkit.policy.kinds import parse_one
 from labkit.policy.state import add_policy
 from labkit.progress import Progress, wait_until
+from labkit.tools import docker, process
 from labkit.tools import kind as kind_tool
-from labkit.tools import process
 from labkit.tools.k8s import KubeApi, KubeClient, describe
 
 if TYPE_CHECKING:
@@ -132,6 +132,7 @@ class KindBackend(Backend):
             report.finish("up")
 
     def down(self) -> None:
+        docker.remove_lab_containers(self.stage.cluster_name, runner=self.run)
         if self.exists():
             kind_tool.delete_cluster(self.stage.cluster_name, run=self.run)
         self._kube = None

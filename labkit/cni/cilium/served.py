@@ -5,6 +5,8 @@ image) in its own container on the ``kind`` Docker network, so it is outside the
 reachable from the pods; CoreDNS answers the name with the container's address through a
 ``hosts`` block in its Corefile (https://coredns.io/plugins/hosts/), which labkit writes
 between two marker comments and rewrites as a whole on each change. No internet is needed.
+The containers carry labkit's cluster label, so deleting the cluster (``labkit down``) removes
+them too.
 
 On sim, the name gets the next free address high on the kind network (172.18.0.200 up), and
 the cluster state's ``dns_names`` carries it to the policy engine.
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.environments import pinned
 from labkit.errors import ClusterError
-from labkit.tools.docker import KIND_NETWORK
+from labkit.tools.docker import KIND_NETWORK, LAB_CLUSTER_LABEL
 
 if TYPE_CHECKING:
     from labkit.backends.kind.backend import KindBackend
@@ -70,6 +72,7 @@ def serve_kind(backend: KindBackend, name: str) -> str:
     found = backend.run(["docker", "inspect", "-f", fmt, container], timeout=30, check=False)
     if found.returncode != 0:
         backend.run(["docker", "run", "-d", "--name", container, "--network", KIND_NETWORK,
+                     "--label", f"{LAB_CLUSTER_LABEL}={backend.stage.cluster_name}",
                      str(pinned("images", "agnhost")), "netexec", "--http-port=80"],
                     timeout=300, hint="the image comes from versions.yaml images.agnhost")
         found = backend.run(["docker", "inspect", "-f", fmt, container], timeout=30)
