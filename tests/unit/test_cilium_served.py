@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cni.cilium import recipe as cilium
-from labkit.cni.cilium import served
 from labkit.environments import pinned
+from labkit.tools import coredns
 from labkit.tools.process import Result
 from tests.unit.test_cilium_recipe import CiliumRunner, cilium_kube, kubeconfig, make
 
@@ -39,16 +39,16 @@ COREFILE = """.:53 {
 
 
 def test_hosts_block_goes_into_the_server_block_and_is_replaced_as_a_whole() -> None:
-    one = served.with_hosts(COREFILE, {"catalog.shop.test": "172.18.0.5"})
-    assert one.startswith(".:53 {\n    " + served.BEGIN + "\n    hosts {\n"
+    one = coredns.with_hosts(COREFILE, {"catalog.shop.test": "172.18.0.5"})
+    assert one.startswith(".:53 {\n    " + coredns.BEGIN + "\n    hosts {\n"
                           "        172.18.0.5 catalog.shop.test\n        fallthrough\n    }")
-    assert served.hosts_of(one) == {"catalog.shop.test": "172.18.0.5"}
-    two = served.with_hosts(one, {"catalog.shop.test": "172.18.0.5",
+    assert coredns.hosts_of(one) == {"catalog.shop.test": "172.18.0.5"}
+    two = coredns.with_hosts(one, {"catalog.shop.test": "172.18.0.5",
                                   "ads.tracker.test": "172.18.0.6"})
-    assert two.count("hosts {") == 1 and two.count(served.BEGIN) == 1
-    assert served.hosts_of(two) == {"catalog.shop.test": "172.18.0.5",
+    assert two.count("hosts {") == 1 and two.count(coredns.BEGIN) == 1
+    assert coredns.hosts_of(two) == {"catalog.shop.test": "172.18.0.5",
                                     "ads.tracker.test": "172.18.0.6"}
-    assert served.with_hosts(two, {}) == COREFILE  # removing the names restores the original
+    assert coredns.with_hosts(two, {}) == COREFILE  # removing the names restores the original
     assert "kubernetes cluster.local" in two and two.rstrip().endswith("}")
 
 
@@ -88,7 +88,7 @@ def test_serve_on_kind_starts_a_server_and_points_coredns_at_it(tmp_path: Path,
                         "--label", "io.labkit.cluster=cni-lab-cilium",
                         pinned("images", "agnhost"), "netexec", "--http-port=80"]]
     cm = next(d for d in kube.applied if d["kind"] == "ConfigMap")
-    assert served.hosts_of(cm["data"]["Corefile"]) == {"catalog.shop.test": "172.18.0.10"}
+    assert coredns.hosts_of(cm["data"]["Corefile"]) == {"catalog.shop.test": "172.18.0.10"}
     restart = next(d for d in kube.applied if d["kind"] == "Deployment")
     assert restart["metadata"] == {"name": "coredns", "namespace": "kube-system"}
     # a second call reuses the container and changes nothing in CoreDNS
@@ -97,6 +97,8 @@ def test_serve_on_kind_starts_a_server_and_points_coredns_at_it(tmp_path: Path,
     assert cilium.RECIPE.serve_name(backend, "catalog.shop.test") == "172.18.0.10"
     assert len([c for c in run.calls if c[:2] == ["docker", "run"]]) == 1
     assert len(kube.applied) == applied
+    # the backend's state knows the name, so the policy engine can judge toFQDNs on kind
+    assert backend.state().dns_names == {"catalog.shop.test": ("172.18.0.10",)}
 
 
 def test_down_removes_the_served_containers(tmp_path: Path, kubeconfig: Any) -> None:

@@ -44,6 +44,7 @@ from labkit.policy.state import add_policy
 from labkit.progress import Progress, wait_until
 from labkit.tools import docker, process
 from labkit.tools import kind as kind_tool
+from labkit.tools.coredns import hosts_of as coredns_hosts
 from labkit.tools.k8s import KubeApi, KubeClient, describe
 
 if TYPE_CHECKING:
@@ -172,6 +173,10 @@ class KindBackend(Backend):
             state.services[svc.key] = svc
         for n in self.node_rows():
             state.nodes[n.name] = n.node()
+        # Names the lab serves itself outside the cluster (labkit.tools.coredns), for toFQDNs.
+        coredns = self.kube.get("v1", "ConfigMap", "coredns", "kube-system") or {}
+        state.dns_names = {name: (ip,) for name, ip in coredns_hosts(
+            str((coredns.get("data") or {}).get("Corefile", ""))).items()}
         kinds = list(POLICY_KINDS) + sorted(k for k in served_kinds(self.installed_cni())
                                             if "Policy" in k[1] or k[1] == "Tier")
         for api, kind in dict.fromkeys(kinds):
