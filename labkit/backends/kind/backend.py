@@ -145,7 +145,7 @@ class KindBackend(Backend):
     def state(self) -> ClusterState:
         from labkit.policy import served_kinds
         from labkit.policy.parse import parse_one
-        from labkit.policy.state import add_policy
+        from labkit.policy.state import add_policies
 
         state = ClusterState(name=self.stage.cluster_name, pod_cidr=self.stage.pod_subnet,
                              service_cidr=self.stage.service_subnet)
@@ -166,10 +166,9 @@ class KindBackend(Backend):
             state.nodes[n.name] = n.node()
         kinds = list(POLICY_KINDS) + sorted(k for k in served_kinds(self.installed_cni())
                                             if "Policy" in k[1] or k[1] == "Tier")
-        for api, kind in dict.fromkeys(kinds):
-            for d in self.kube.list(api, kind):
-                for obj in parse_one(clean(d), f"cluster:{kind}"):
-                    add_policy(state, obj)
+        add_policies(state, (obj for api, kind in dict.fromkeys(kinds)
+                             for d in self.kube.list(api, kind)
+                             for obj in parse_one(clean(d), f"cluster:{kind}")))
         return state
 
     # -- changes -----------------------------------------------------------------------
