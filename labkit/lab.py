@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.backends.base import Backend, ClusterStatus
 from labkit.backends.stage import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
-from labkit.model import HttpRequest, Node, Pod, Traffic
+from labkit.model import HttpRequest, Node, Pod
 from labkit.progress import Progress
 from labkit.tools.process import Result
 
@@ -247,16 +247,9 @@ class Lab:
             self.workload_pods()
         if not srcs or not dsts:
             raise ClusterError("no pods to probe", hint="lab.deploy_shop() first")
-        state = self._backend.state()
-        expected = ConnectivityMatrix.expected(Engine(state, cni=None), srcs, dsts, ports,
-                                               http=http, title=title)
-        traffic = [Traffic(c.source, c.destination, c.port, c.protocol, c.expected.traffic.http)
-                   for c in expected.cells.values()]
-        wanted = {t: expected.cells[(t.source, t.destination, t.port, t.protocol)]
-                  .expected.allowed for t in traffic}
-        observed = self._backend.observe(traffic, wanted)
-        return expected.with_observed(
-            {(t.source, t.destination, t.port, t.protocol): o for t, o in observed.items()})
+        expected = ConnectivityMatrix.expected(Engine(self._backend.state(), cni=None), srcs,
+                                               dsts, ports, http=http, title=title)
+        return self._backend.observe_matrix(expected)
 
     def probe(self, source: str, destination: str, port: int = 8080, protocol: str = "TCP",
               http: HttpRequest | None = None) -> Cell:

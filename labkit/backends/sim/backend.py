@@ -15,7 +15,7 @@ import atexit
 import contextlib
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,8 @@ from labkit.model import ClusterState, Deployment, Namespace, Pod, Secret, Servi
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
-    from labkit.matrix import Observation
+    from labkit.matrix import ConnectivityMatrix, Observation
+    from labkit.policy import Engine
     from labkit.progress import Progress
 
 #: Every simulated cluster this process has created or loaded, by cluster name.
@@ -120,10 +121,10 @@ class SimBackend(Backend):
 
     def _apply(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
-        from labkit.policy import add_policy
         from labkit.policy.state import identity
 
         manifests = _policy_manifests(docs)
+        policies = []
         done = []
         for obj in objects:
             if isinstance(obj, Namespace):
@@ -137,11 +138,12 @@ class SimBackend(Backend):
             elif isinstance(obj, Secret):
                 c.secrets[f"{obj.namespace}/{obj.name}"] = obj
             else:
-                _add_policy(c, obj, add_policy)
+                policies.append(obj)
                 doc = manifests.get(identity(obj))
                 if doc is not None:
                     c.policy_docs[identity(obj)] = doc
             done.append(_ref(obj))
+        _add_policies(c, policies)
         c.reconcile()
         return done
 
@@ -205,29 +207,47 @@ class SimBackend(Backend):
     # -- traffic -----------------------------------------------------------------------
     def observe(self, traffic: Sequence[Traffic], expected: dict[Traffic, bool]
                 ) -> dict[Traffic, Observation]:
-        from labkit.matrix import Observation
+        engine, state = self._observer()
+        cut = self.cluster.no_network
+        return {t: _observation(engine, state, cut, t) for t in traffic}
+
+    def observe_matrix(self, expected: ConnectivityMatrix) -> ConnectivityMatrix:
+        """Every cell at once, from the installed CNI's grid: what ``observe`` gives per cell,
+        in bitset time; each cell's observation (its reasons) is built when read."""
+        from labkit.matrix import Observed
+
+        engine, state = self._observer()
+        cut = self.cluster.no_network
+        want = expected.grid
+        grid = engine.grid(want.sources, want.destinations, want.ports, http=want.http)
+        broken_columns = _positions(want.destinations, cut)
+        full = (1 << len(want.destinations)) - 1
+        for (port, protocol), layers in grid.layers.items():
+            closed = _positions(want.destinations, [
+                d for d in want.destinations if _refused(state, Traffic(d, d, port, protocol))])
+            for i, src in enumerate(want.sources):
+                own = _positions(want.destinations, [src])
+                # no route at all, whatever the policies say (a pod still reaches itself)
+                broken = (full if src in cut else broken_columns) & ~own
+                allowed = layers.allowed[i] & ~broken
+                layers.refused[i] = allowed & closed
+                layers.allowed[i] = allowed & ~closed
+                layers.forbidden[i] &= ~broken
+
+        def lookup(key: tuple[str, str, int, str]) -> Observation:
+            return _observation(engine, state, cut, want.traffic(key))
+
+        return expected.with_observed(Observed(grid.layers, lookup, simulated=True))
+
+    def _observer(self) -> tuple[Engine, ClusterState]:
         from labkit.policy import Engine
 
         cni = self.installed_cni()
         if cni is None:
             raise ClusterError("no CNI is installed: pods have no network [simulated]",
                                hint="install a CNI first: lab.install_cni('flannel')")
-        engine = Engine(self.state(), cni=cni)
-        out: dict[Traffic, Observation] = {}
-        cut = self.cluster.no_network
-        for t, verdict in zip(traffic, engine.evaluate_all(list(traffic)), strict=True):
-            refused = _refused(self.state(), t) if verdict.allowed else ""
-            broken = "" if t.source == t.destination else \
-                cut.get(t.source) or cut.get(t.destination)
-            if broken:  # no route at all, whatever the policies say (a pod still reaches itself)
-                from labkit.model import Denial
-
-                out[t] = Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
-            elif refused:
-                out[t] = Observation(False, None, refused, 1, True)
-            else:
-                out[t] = Observation.from_verdict(verdict, simulated=True)
-        return out
+        state = self.state()
+        return Engine(state, cni=cni), state
 
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result:
@@ -241,9 +261,11 @@ class SimBackend(Backend):
             hint="exec needs a real cluster (backend='kind'); probes work on sim: lab.probe()")
 
 
-def _add_policy(cluster: SimCluster, obj: Any, add: Any) -> None:
+def _add_policies(cluster: SimCluster, objects: Sequence[Any]) -> None:
+    from labkit.policy.state import add_policies
+
     shim = ClusterState(policies=cluster.policies)
-    add(shim, obj)
+    add_policies(shim, objects)
     cluster.policies = shim.policies
 
 
@@ -253,6 +275,33 @@ def _ref(obj: Any) -> str:
         return ref
     ns = getattr(obj, "namespace", "")
     return f"{type(obj).__name__} {ns + '/' if ns else ''}{obj.name}"
+
+
+def _observation(engine: Engine, state: ClusterState, cut: dict[str, str], t: Traffic
+                 ) -> Observation:
+    """What one connection meets on the simulated data plane: no route (a pod cut off), a
+    refusal (nothing listens), or what the installed CNI's policy engine says."""
+    from labkit.matrix import Observation
+    from labkit.model import Denial
+
+    broken = "" if t.source == t.destination else cut.get(t.source) or cut.get(t.destination)
+    if broken:
+        return Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
+    verdict = engine.evaluate(t)
+    refused = _refused(state, t) if verdict.allowed else ""
+    if refused:
+        return Observation(False, None, refused, 1, True)
+    return Observation.from_verdict(verdict, simulated=True)
+
+
+def _positions(items: Sequence[str], wanted: Iterable[str]) -> int:
+    """The bitset of the positions in ``items`` that hold one of ``wanted``."""
+    chosen = set(wanted)
+    out = 0
+    for j, item in enumerate(items):
+        if item in chosen:
+            out |= 1 << j
+    return out
 
 
 def _refused(state: ClusterState, t: Traffic) -> str:
@@ -303,7 +352,6 @@ def current(stage: Stage) -> SimCluster | None:
 
 
 def _load(stage: Stage, path: Path) -> SimCluster | None:
-    from labkit.policy import add_policy
     from labkit.policy.state import identity
 
     try:
@@ -318,8 +366,8 @@ def _load(stage: Stage, path: Path) -> SimCluster | None:
             f"cannot read the simulated cluster '{stage.cluster_name}' from {path}: {why}",
             hint=f"start over: `labkit down {stage.name} --backend sim` (or delete {path}), "
             "then lab.up()") from exc
+    _add_policies(cluster, [obj for obj, _ in policies])
     for obj, doc in policies:
-        _add_policy(cluster, obj, add_policy)
         cluster.policy_docs[identity(obj)] = doc
     cluster.saved = Saved(path, text, sig)
     return cluster
