@@ -27,6 +27,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from labkit.backends.sim.ipam import AddressesExhausted
 from labkit.cni import Check
 from labkit.cni.calico_report import MigrationReport
 from labkit.cni.calico_resources import (
@@ -80,7 +81,7 @@ class CalicoIpam:
                 self._free[block] = collections.deque(range(block.num_addresses))
                 self.affinity.setdefault(node, []).append(block)
                 return block
-        raise RuntimeError(f"IP pool {self.pool} has no free /{self.block_size} block")
+        raise AddressesExhausted(f"IP pool {self.pool} has no free /{self.block_size} block")
 
     def ensure_tunnel(self, node: str) -> str:
         """calico-node's ``vxlan.calico`` address: the node's first allocation."""

@@ -38,6 +38,10 @@ def node_cidrs(pod_subnet: str, nodes: Sequence[str], prefix: int = 24) -> dict[
     return out
 
 
+class AddressesExhausted(RuntimeError):
+    """No address left for a pod on its node: the CNI fails to create the pod's sandbox."""
+
+
 class NodeRangeIpam:
     """host-local over each node's podCIDR: .2, .3, ... (Flannel, kindnet)."""
 
@@ -63,7 +67,9 @@ class NodeRangeIpam:
             if ip not in self._used:
                 self._used.add(ip)
                 return ip
-        raise RuntimeError(f"node {node}'s pod range {net} is full")
+        # host-local's words (containernetworking/plugins, plugins/ipam/host-local)
+        raise AddressesExhausted(f"failed to allocate for range 0: no IP addresses available "
+                                 f"in range set: {net}")
 
     def release(self, ip: str) -> None:
         self._used.discard(ip)
