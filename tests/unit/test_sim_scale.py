@@ -67,3 +67,18 @@ def test_a_thousand_pod_cluster_deploys_and_gives_its_full_matrix() -> None:
     assert 0 < m.grid.allowed_count() < m.grid.cells
     # Flannel enforces nothing: exactly the cells the policies deny differ
     assert m.differ_count() == m.grid.cells - m.grid.allowed_count()
+
+
+def test_a_node_out_of_addresses_leaves_its_pods_pending_with_the_ipam_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import labkit.backends.sim.cluster as cluster
+
+    monkeypatch.setattr(cluster, "MAX_PODS", 1000)  # room for more pods than a /24 holds
+    lab = lab_with(1)
+    lab.apply(workload(300, 0))
+    mine = [p for p in lab.status().pods if p.namespace.startswith("ns")]
+    running = [p for p in mine if p.phase == "Running"]
+    pending = [p for p in mine if p.phase == "Pending"]
+    assert len({p.ip for p in running}) == len(running) > 200 and pending
+    assert "no IP addresses available in range set: 10.244.1.0/24" in pending[0].reason
+    assert pending[0].reason.startswith("FailedCreatePodSandBox on scale-worker:")
