@@ -160,7 +160,7 @@ class ConnectivityMatrix(Rendered):
         if isinstance(observed, Observed):
             return ConnectivityMatrix(self.grid, observed, title=self.title,
                                       simulated=self.simulated)
-        unknown = [k for k in observed if not self._has(k)]
+        unknown = [k for k in observed if k not in self.grid]
         if unknown:
             raise KeyError(f"observations for cells not in the matrix: {sorted(unknown)[:3]}")
         before = self.observed
@@ -183,11 +183,6 @@ class ConnectivityMatrix(Rendered):
             any(o.simulated for o in given.values())
         return ConnectivityMatrix(self.grid, Observed(layers, lookup, simulated),
                                   title=self.title, simulated=self.simulated)
-
-    def _has(self, key: Key) -> bool:
-        src, dst, port, proto = key
-        return (port, proto) in self.grid.layers and src in self.grid._src \
-            and dst in self.grid._dst
 
     # -- queries -----------------------------------------------------------------------
     def cell(self, source: str, destination: str, port: int | None = None,
@@ -413,12 +408,12 @@ class _Cells(Mapping[Key, Cell]):
         self._m = matrix
 
     def __getitem__(self, key: Key) -> Cell:
-        if not self._m._has(key):
+        if key not in self._m.grid:
             raise KeyError(key)
         return self._m._cell(key)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, tuple) and len(key) == 4 and self._m._has(key)
+        return key in self._m.grid
 
     def __iter__(self) -> Iterator[Key]:
         return self._m.grid.cell_keys()

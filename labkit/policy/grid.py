@@ -111,6 +111,13 @@ class Grid:
         except KeyError:
             raise KeyError(f"{destination} is not a destination of this grid") from None
 
+    def __contains__(self, key: object) -> bool:
+        """Whether a (source, destination, port, protocol) key is a cell of this grid."""
+        if not isinstance(key, tuple) or len(key) != 4:
+            return False
+        src, dst, port, proto = key
+        return (port, proto) in self.layers and src in self._src and dst in self._dst
+
     def port(self, port: int | None = None, protocol: str = "TCP") -> Port:
         return self.ports[0] if port is None else (port, protocol)
 
