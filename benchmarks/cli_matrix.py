@@ -4,7 +4,7 @@
     python benchmarks/cli_matrix.py --sweep            # growth as pods, then policies, double
 
 The cluster is the policy benchmark's (``policy_engine.py --emit-yaml``). Prints one JSON
-line per run: seconds and peak memory (the process's maximum resident set), the output's
+line per run: wall and CPU seconds, peak memory (the process's maximum resident set), the output's
 size, and the cost relative to the previous size in the sweep against the growth in
 pairs (pods doubling) or in policies (policies doubling).
 """
@@ -33,10 +33,11 @@ def run(pods: int, policies: int, output: str, work: Path) -> dict[str, Any]:
                         "--pods", str(pods), "--policies", str(policies),
                         "--emit-yaml", str(cluster)], check=True, capture_output=True)
     out = work / f"out.{output}"
-    seconds, peak = measured([sys.executable, "-m", "labkit.cli", "policy", "matrix",
+    seconds, cpu, peak = measured([sys.executable, "-m", "labkit.cli", "policy", "matrix",
                               str(cluster), "--cni", "kindnet", "--output", output], out)
     return {"pods": pods, "policies": policies, "output": output,
-            "seconds": round(seconds, 2), "peak_rss_mb": round(peak, 1),
+            "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+            "peak_rss_mb": round(peak, 1),
             "output_mb": round(out.stat().st_size / 2**20, 1)}
 
 
@@ -46,6 +47,7 @@ def series(sizes: list[tuple[int, int]], output: str, work: Path, grows: str) ->
         row = run(pods, policies, output, work)
         if before is not None:
             row["cost_growth"] = round(row["seconds"] / before["seconds"], 2)
+            row["cpu_growth"] = round(row["cpu_seconds"] / before["cpu_seconds"], 2)
             row[f"{grows}_growth"] = round(
                 (pods * pods) / (before["pods"] ** 2) if grows == "pairs"
                 else policies / before["policies"], 2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,14 +44,21 @@ def empty_notebooks(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def timed(argv: list[str], out: Path) -> float:
+def timed(argv: list[str], out: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the runner and its kernels) of one ``labkit run``."""
+    before = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run([*argv, "--backend", "sim", "--output-dir", str(out)], cwd=ROOT,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return seconds
+    return seconds, _children_cpu() - before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # kernels included: they are waited
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,10 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         empties = empty_notebooks(work / "empty", len(course)) if course else []
         for r in range(args.repeat):
-            floor = timed([*LABKIT, "run", *map(str, empties)], work / f"floor{r}")
-            full = timed([*LABKIT, "run", "-p", "SOLVE_EXERCISES=true"], work / f"course{r}")
+            floor, floor_cpu = timed([*LABKIT, "run", *map(str, empties)], work / f"floor{r}")
+            full, full_cpu = timed([*LABKIT, "run", "-p", "SOLVE_EXERCISES=true"],
+                                   work / f"course{r}")
             row = {"round": r + 1, "notebooks": len(course), "course_seconds": round(full, 2),
-                   "floor_seconds": round(floor, 2), "ratio": round(full / floor, 2)}
+                   "floor_seconds": round(floor, 2), "ratio": round(full / floor, 2),
+                   "course_cpu_seconds": round(full_cpu, 2),
+                   "floor_cpu_seconds": round(floor_cpu, 2),
+                   "cpu_ratio": round(full_cpu / floor_cpu, 2)}
             rounds.append(row)
             print(json.dumps(row), flush=True)
 
@@ -76,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 "max": max(values)}
 
     print(json.dumps({"summary": {k: spread(k) for k in
-                                  ("course_seconds", "floor_seconds", "ratio")}}))
+                                  ("course_seconds", "floor_seconds", "ratio",
+                                   "course_cpu_seconds", "floor_cpu_seconds", "cpu_ratio")}}))
     return 0
 
 

@@ -27,10 +27,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = "network-config-analyzer==2.1.0"
-#: Runs a command and prints its peak RSS in KB: a fresh parent for every measurement.
+#: Runs a command and prints its peak RSS in KB and its CPU seconds (user + system): a fresh
+#: parent for every measurement.
 MEASURE = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-           "sys.exit(rc)")
+           "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+           "print(u.ru_maxrss, u.ru_utime + u.ru_stime, file=sys.stderr); sys.exit(rc)")
 
 
 def ensure_peer(venv: Path) -> Path:
@@ -42,8 +43,9 @@ def ensure_peer(venv: Path) -> Path:
     return nca
 
 
-def measured(argv: list[str], stdout: Path) -> tuple[float, float]:
-    """(seconds, peak MB) of one whole process; its standard output goes to ``stdout``."""
+def measured(argv: list[str], stdout: Path) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak MB) of one whole process; its standard output goes
+    to ``stdout``. On a shared machine the CPU time is the steadier of the two."""
     start = time.perf_counter()
     with stdout.open("w") as out:
         proc = subprocess.run([sys.executable, "-c", MEASURE, *argv], stdout=out,
@@ -51,8 +53,8 @@ def measured(argv: list[str], stdout: Path) -> tuple[float, float]:
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
-    peak_kb = int(proc.stderr.strip().splitlines()[-1])
-    return seconds, peak_kb / 1024
+    peak_kb, cpu = proc.stderr.strip().splitlines()[-1].split()
+    return seconds, float(cpu), int(peak_kb) / 1024
 
 
 def labkit_pairs(text: str, port: str = "80/TCP") -> set[tuple[str, str]]:
@@ -120,17 +122,19 @@ def nca_pairs(text: str, pods: set[str], port: int = 80, protocol: str = "TCP"
 def one_round(nca: Path, cluster: Path, work: Path) -> dict[str, Any]:
     ours = work / "labkit.json"
     theirs = work / "nca.txt"
-    lk_s, lk_mb = measured([sys.executable, "-m", "labkit.cli", "policy", "matrix",
+    lk_s, lk_cpu, lk_mb = measured([sys.executable, "-m", "labkit.cli", "policy", "matrix",
                             str(cluster), "--cni", "kindnet", "--output", "json"], ours)
-    nca_s, nca_mb = measured([str(nca), "--connectivity", "-r", str(cluster), "-o",
+    nca_s, nca_cpu, nca_mb = measured([str(nca), "--connectivity", "-r", str(cluster), "-o",
                               "txt_no_fw_rules", "--output_endpoints", "pods"], theirs)
     data = ours.read_text()
     pods = set(json.loads(data)["sources"])
     mine, peer = labkit_pairs(data), nca_pairs(theirs.read_text(), pods)
     differ = sorted(mine ^ peer)
-    return {"labkit_seconds": round(lk_s, 2), "labkit_peak_mb": round(lk_mb, 1),
-            "nca_seconds": round(nca_s, 2), "nca_peak_mb": round(nca_mb, 1),
-            "ratio": round(nca_s / lk_s, 1), "allowed_pairs": len(mine),
+    return {"labkit_seconds": round(lk_s, 2), "labkit_cpu_seconds": round(lk_cpu, 2),
+            "labkit_peak_mb": round(lk_mb, 1), "nca_seconds": round(nca_s, 2),
+            "nca_cpu_seconds": round(nca_cpu, 2), "nca_peak_mb": round(nca_mb, 1),
+            "ratio": round(nca_s / lk_s, 1), "cpu_ratio": round(nca_cpu / lk_cpu, 1),
+            "allowed_pairs": len(mine),
             "same_answers": not differ, "differ_examples": differ[:5]}
 
 
@@ -158,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
     summary = {k: {"median": statistics.median(row[k] for row in rows),
                    "min": min(row[k] for row in rows), "max": max(row[k] for row in rows)}
-               for k in ("labkit_seconds", "labkit_peak_mb", "nca_seconds", "nca_peak_mb",
-                         "ratio")}
+               for k in ("labkit_seconds", "labkit_cpu_seconds", "labkit_peak_mb",
+                         "nca_seconds", "nca_cpu_seconds", "nca_peak_mb", "ratio", "cpu_ratio")}
     print(json.dumps({"summary": summary,
                       "same_answers": all(row["same_answers"] for row in rows)}))
     return 0 if all(row["same_answers"] for row in rows) else 1
