@@ -18,7 +18,8 @@ from labkit.display.render import Rendered
 from labkit.errors import CheckFailed
 from labkit.model import Denial, HttpRequest, Verdict
 from labkit.policy.engine import Engine
-from labkit.policy.grid import Grid, Key, Layers, Port, bitstring, differ, iter_bits
+from labkit.policy.grid import Grid, Key, Layers, Port, bitstring, differ
+from labkit.policy.ir import iter_bits
 
 GLYPHS = {"allowed": ".", Denial.DROP: "X", Denial.HTTP_403: "F"}
 LEGEND = ". allowed   X dropped (times out)   F HTTP 403   ! observed differs from expected"

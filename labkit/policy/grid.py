@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
-from labkit.policy.ir import iter_bits
 
-__all__ = ["Grid", "Key", "Layers", "Port", "bitstring", "differ", "iter_bits"]
+__all__ = ["Grid", "Key", "Layers", "Port", "bitstring", "differ"]
 
 Port = tuple[int, str]  # number, protocol
 Key = tuple[str, str, int, str]  # source, destination, port, protocol
