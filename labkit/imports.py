@@ -36,7 +36,7 @@ def defer_rfc3987_syntax() -> bool:
         return bool(real.is_valid_syntax(rule, value))
 
     stand_in = types.ModuleType(_MODULE, "deferred by labkit.imports: loads on first use")
-    stand_in.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
+    vars(stand_in)["is_valid_syntax"] = is_valid_syntax
     sys.modules[_MODULE] = stand_in
     return True
 

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from labkit.display import Table, escape, simulated_banner
 from labkit.errors import LabkitError
+from labkit.imports import defer_rfc3987_syntax
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 #: A cell that runs longer than this gets a progress line (throttled), so papermill logs
@@ -244,15 +245,13 @@ def register_engine() -> str:
     starts, when a cell fails, and at the end (papermill then writes the final notebook
     too); its time-based autosave during long cells (on kind) is kept.
     """
-    from labkit.imports import defer_rfc3987_syntax
-
     defer_rfc3987_syntax()
-    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+    import papermill.engines as engines  # lazy: heavy, optional (the 'lab' extra)
 
-    if ENGINE in papermill_engines._engines:
+    if ENGINE in engines.papermill_engines._engines:
         return ENGINE
 
-    class Manager(NotebookExecutionManager):
+    class Manager(engines.NotebookExecutionManager):
         holding = False
 
         def save(self, **kwargs: Any) -> None:
@@ -278,7 +277,7 @@ def register_engine() -> str:
             super().cell_exception(cell, cell_index, **kwargs)
             self.save()
 
-    class SparseSaves(NBClientEngine):
+    class SparseSaves(engines.NBClientEngine):
         @classmethod
         def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None,
                              progress_bar: bool = True, log_output: bool = False,
@@ -294,7 +293,7 @@ def register_engine() -> str:
                 manager.notebook_complete()
             return manager.nb
 
-    papermill_engines.register(ENGINE, SparseSaves)
+    engines.papermill_engines.register(ENGINE, SparseSaves)
     return ENGINE
 
 
