@@ -80,5 +80,5 @@ def test_a_node_out_of_addresses_leaves_its_pods_pending_with_the_ipam_error(
     running = [p for p in mine if p.phase == "Running"]
     pending = [p for p in mine if p.phase == "Pending"]
     assert len({p.ip for p in running}) == len(running) > 200 and pending
-    assert "no IP addresses available in range set: 10.244.1.0/24" in pending[0].reason
+    assert "no IP addresses available in range set: 10.244.1.1-10.244.1.254" in pending[0].reason
     assert pending[0].reason.startswith("FailedCreatePodSandBox on scale-worker:")

@@ -67,9 +67,11 @@ class NodeRangeIpam:
             if ip not in self._used:
                 self._used.add(ip)
                 return ip
-        # host-local's words (containernetworking/plugins, plugins/ipam/host-local)
+        # host-local's words: the range set is printed as its first-last usable address
+        # (containernetworking/plugins, plugins/ipam/host-local/backend/allocator)
         raise AddressesExhausted(f"failed to allocate for range 0: no IP addresses available "
-                                 f"in range set: {net}")
+                                 f"in range set: {net.network_address + 1}-"
+                                 f"{net.broadcast_address - 1}")
 
     def release(self, ip: str) -> None:
         self._used.discard(ip)
