@@ -332,9 +332,10 @@ class ConnectivityMatrix(Rendered):
         return json.loads(self.to_json(explain=explain))
 
     def to_json(self, *, explain: bool | None = None, **kwargs: Any) -> str:
+        """Compact JSON by default, unlike Rendered; ``json.dumps`` options reformat it."""
         out = io.StringIO()
         self.write_json(out, explain=explain)
-        return out.getvalue()  # compact, unlike Rendered
+        return json.dumps(json.loads(out.getvalue()), **kwargs) if kwargs else out.getvalue()
 
     def write_json(self, out: TextIO, *, explain: bool | None = None,
                    first: Mapping[str, Any] | None = None) -> None:

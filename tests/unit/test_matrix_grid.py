@@ -132,6 +132,7 @@ def test_large_json_is_compact_rows_streamed_and_small_json_lists_cells() -> Non
     m.write_json(out)
     data = json.loads(out.getvalue())
     assert data == m.as_dict() and data["format"] == "rows" and "cells" not in data
+    assert json.loads(m.to_json(indent=2)) == data and m.to_json(indent=2).startswith("{\n  ")
     rows = data["expected"]["80/TCP"]
     assert len(rows) == 101 and {len(r) for r in rows} == {101}
     for i, src in enumerate(m.sources):
