@@ -22,7 +22,7 @@ from typing import Any
 
 from labkit import Lab
 from labkit.backends.sim.backend import SimBackend
-from labkit.backends.stage import Stage
+from labkit.environments import Stage
 
 
 def stage(workers: int) -> Stage:

@@ -15,22 +15,29 @@ import atexit
 import contextlib
 import copy
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.backends.base import Backend, NodeRow, PodRow
+from labkit.backends.base import Backend, NodeRow, PodRow, T
+from labkit.backends.sim import capture as sim_capture
 from labkit.backends.sim import snapshot, store
-from labkit.backends.sim.cluster import SimCluster
-from labkit.backends.stage import Stage
+from labkit.backends.sim.cluster import CniRecord, SimCluster
+from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
+from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
-from labkit.model import ClusterState, Deployment, Namespace, Pod, Secret, Service, Traffic
+from labkit.matrix import Observation, Observed
+from labkit.model import ClusterState, Denial, Deployment, Namespace, Pod, Secret, Service, Traffic
+from labkit.policy import Engine, served_kinds
+from labkit.policy.kinds import parse_one
+from labkit.policy.state import add_policies, identity
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
-    from labkit.matrix import ConnectivityMatrix, Observation
-    from labkit.policy import Engine
+    from labkit.backends.kind.backend import KindBackend
+    from labkit.capture import Capture, CaptureSpec
+    from labkit.matrix import Cell, ConnectivityMatrix
     from labkit.progress import Progress
 
 #: Every simulated cluster this process has created or loaded, by cluster name.
@@ -67,6 +74,9 @@ class SimBackend(Backend):
                                "does not exist", hint="create it with lab.up()")
         return found
 
+    def dispatch(self, *, sim: Callable[[SimBackend], T], kind: Callable[[KindBackend], T]) -> T:
+        return sim(self)
+
     def exists(self) -> bool:
         return current(self.stage) is not None
 
@@ -77,11 +87,17 @@ class SimBackend(Backend):
             with cluster.batch():  # saved once, at the end
                 if not self.stage.default_cni_disabled:
                     # kind installs kindnetd unless disableDefaultCNI is set (kind docs).
-                    from labkit.cni import recipe
-
-                    recipe("kindnet").install(self)
+                    self.install_kindnet()
         if progress is not None:
             progress.update(f"{len(self.stage.node_names())} nodes (simulated)", force=True)
+
+    def install_kindnet(self) -> None:
+        """What kind does at creation unless the config disables it: kindnetd, host-local
+        over each node's podCIDR (labkit.cni.kindnet)."""
+        cluster = self.cluster
+        cidrs = node_cidrs(self.stage.pod_subnet, list(cluster.nodes))
+        cluster.install_cni(CniRecord("kindnet", NodeRangeIpam(cidrs), "kube-system",
+                                      "kindnet"), cidrs)
 
     def down(self) -> None:
         """Forget the cluster and delete its file (without reading it: works on a corrupt one)."""
@@ -107,11 +123,8 @@ class SimBackend(Backend):
         return self.cluster.state()
 
     def served(self) -> set[tuple[str, str]]:
-        from labkit.policy import served_kinds
-
         cni = self.installed_cni()
-        return set(served_kinds(cni if cni in ("calico", "cilium") else None)) | \
-            self.cluster.extra_served
+        return set(served_kinds(cni)) | self.cluster.extra_served
 
     # -- changes -----------------------------------------------------------------------
     def apply(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
@@ -121,8 +134,6 @@ class SimBackend(Backend):
 
     def _apply(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
-        from labkit.policy.state import identity
-
         manifests = _policy_manifests(docs)
         policies = []
         done = []
@@ -154,8 +165,6 @@ class SimBackend(Backend):
 
     def _delete(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
-        from labkit.policy.state import identity
-
         done = []
         for obj in objects:
             found = False
@@ -214,8 +223,6 @@ class SimBackend(Backend):
     def observe_matrix(self, expected: ConnectivityMatrix) -> ConnectivityMatrix:
         """Every cell at once, from the installed CNI's grid: what ``observe`` gives per cell,
         in bitset time; each cell's observation (its reasons) is built when read."""
-        from labkit.matrix import Observed
-
         engine, state = self._observer()
         cut = self.cluster.no_network
         want = expected.grid
@@ -240,14 +247,15 @@ class SimBackend(Backend):
         return expected.with_observed(Observed(grid.layers, lookup, simulated=True))
 
     def _observer(self) -> tuple[Engine, ClusterState]:
-        from labkit.policy import Engine
-
         cni = self.installed_cni()
         if cni is None:
             raise ClusterError("no CNI is installed: pods have no network [simulated]",
                                hint="install a CNI first: lab.install_cni('flannel')")
         state = self.state()
         return Engine(state, cni=cni), state
+
+    def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
+        return sim_capture.capture(self, spec, generate)
 
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result:
@@ -262,8 +270,6 @@ class SimBackend(Backend):
 
 
 def _add_policies(cluster: SimCluster, objects: Sequence[Any]) -> None:
-    from labkit.policy.state import add_policies
-
     shim = ClusterState(policies=cluster.policies)
     add_policies(shim, objects)
     cluster.policies = shim.policies
@@ -281,9 +287,6 @@ def _observation(engine: Engine, state: ClusterState, cut: dict[str, str], t: Tr
                  ) -> Observation:
     """What one connection meets on the simulated data plane: no route (a pod cut off), a
     refusal (nothing listens), or what the installed CNI's policy engine says."""
-    from labkit.matrix import Observation
-    from labkit.model import Denial
-
     broken = "" if t.source == t.destination else cut.get(t.source) or cut.get(t.destination)
     if broken:
         return Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
@@ -319,9 +322,6 @@ def _refused(state: ClusterState, t: Traffic) -> str:
 def _policy_manifests(docs: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
     """The manifest behind each policy in ``docs`` (already validated by the Lab), by identity:
     policies are saved as what was applied and parsed again on load."""
-    from labkit.policy.parse import parse_one
-    from labkit.policy.state import identity
-
     model = (Namespace, Deployment, Pod, Service, Secret)
     return {identity(obj): copy.deepcopy(doc) for doc in docs
             for obj in parse_one(doc, "<applied>")
@@ -352,8 +352,6 @@ def current(stage: Stage) -> SimCluster | None:
 
 
 def _load(stage: Stage, path: Path) -> SimCluster | None:
-    from labkit.policy.state import identity
-
     try:
         data, text, sig = store.read(path)
         cluster, policies = snapshot.load(data, str(path))
@@ -380,8 +378,6 @@ def _register(cluster: SimCluster) -> None:
 
 def save(cluster: SimCluster) -> None:
     """Write the cluster to its state file if it changed (atomically; see store.write)."""
-    from labkit.policy.state import identity
-
     docs: list[dict[str, Any]] = []
     for policy in cluster.policies:
         doc = cluster.policy_docs.get(identity(policy))
