@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from labkit.display.render import Rendered
+from labkit.display.render import SIMULATED_BADGE, Rendered
 from labkit.errors import CheckFailed
 from labkit.model import Denial, HttpRequest, Verdict
 from labkit.policy.engine import Engine
 from labkit.policy.grid import Grid, Key, Layers, Port, bitstring, differ
 from labkit.policy.ir import iter_bits
 
-GLYPHS = {"allowed": ".", Denial.DROP: "X", Denial.HTTP_403: "F"}
-LEGEND = ". allowed   X dropped (times out)   F HTTP 403   ! observed differs from expected"
+#: What a learner reads in a cell: opened, dropped (the client times out), or refused by an
+#: HTTP rule (Envoy's 403).
+GLYPHS = {"allowed": "✓", Denial.DROP: "✗", Denial.HTTP_403: "403"}
+LEGEND = ("✓ allowed   ✗ dropped (times out)   403 denied by an HTTP rule   "
+          "expected → observed where they differ")
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,22 @@ class Observation:
 
 
 def _glyph(allowed: bool, denial: Denial | None) -> str:
-    return GLYPHS["allowed"] if allowed else GLYPHS.get(denial or Denial.DROP, "X")
+    return GLYPHS["allowed"] if allowed else GLYPHS.get(denial or Denial.DROP, "✗")
+
+
+def deciding_reason(verdict: Verdict) -> str:
+    """The reason that decided a verdict: for a denial, the side that is isolated and not
+    admitted (the engine also lists the side that let it through)."""
+    if verdict.allowed or not verdict.reasons:
+        return verdict.reasons[0] if verdict.reasons else ""
+    passive = ("is not isolated", " allows ")
+    return next((r for r in verdict.reasons if not any(p in r for p in passive)),
+                verdict.reasons[-1])
+
+
+def plural(n: int, one: str, many: str = "") -> str:
+    """``1 cell``, ``2 cells``: a count with its noun."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,15 @@ class Cell:
     protocol: str
     expected: Verdict
     observed: Observation | None = None
+    #: (source, destination) as the learner calls them (``frontend``, ``api-1``), if known.
+    names: tuple[str, str] = field(default=("", ""), compare=False)
+
+    @property
+    def title(self) -> str:
+        """``frontend -> api-1 TCP/8080`` (pod keys where no learner name is known)."""
+        src, dst = (n or k for n, k in zip(self.names, (self.source, self.destination),
+                                           strict=True))
+        return f"{src} -> {dst} {self.protocol}/{self.port}"
 
     @property
     def matches(self) -> bool | None:
@@ -76,10 +104,25 @@ class Cell:
 
     @property
     def glyph(self) -> str:
+        """``✓``, ``✗`` or ``403``; where observed differs: ``expected → observed``."""
+        expected = _glyph(self.expected.allowed, self.expected.denial)
         if self.observed is None:
-            return _glyph(self.expected.allowed, self.expected.denial)
-        mark = "!" if self.matches is False else ""
-        return _glyph(self.observed.allowed, self.observed.denial) + mark
+            return expected
+        seen = _glyph(self.observed.allowed, self.observed.denial)
+        return f"{expected} → {seen}" if self.matches is False else seen
+
+    def why(self, *, every_reason: bool = False) -> str:
+        """Both sides of a cell in words: the expected verdict's deciding reason (or all of
+        them), and what the probe saw."""
+        exp = "allowed" if self.expected.allowed else "denied"
+        reasons = list(self.expected.reasons) if every_reason else \
+            [r for r in [deciding_reason(self.expected)] if r]
+        text = f"expected {exp}" + (f" ({'; '.join(reasons)})" if reasons else "")
+        if self.observed is not None:
+            seen = "allowed" if self.observed.allowed else "denied"
+            text += f"; observed {seen}" + (f" ({self.observed.detail})" if self.observed.detail
+                                            else "")
+        return text
 
     def as_dict(self) -> dict[str, Any]:
         exp = self.expected
@@ -101,8 +144,11 @@ HTML_REASONS_UP_TO = 2_500
 #: The compact JSON form's codes, one character per cell.
 ROW_CODES = {".": "allowed", "X": "dropped (times out)", "F": "HTTP 403",
              "R": "connection refused", "?": "not observed"}
-_WIDE = str.maketrans({c: f"{c:>4}" for c in ".XF"})
+#: At most this many differing cells are listed, explained, under a text or HTML matrix.
+MISMATCH_LINES = 50
 _ALLOW_CODE = str.maketrans("10", ".X")
+#: Row codes (ROW_CODES) as the glyphs a learner reads.
+_SHOWN = {".": GLYPHS["allowed"], "X": GLYPHS[Denial.DROP], "F": GLYPHS[Denial.HTTP_403]}
 
 
 @dataclass
@@ -124,11 +170,16 @@ class ConnectivityMatrix(Rendered):
     """
 
     def __init__(self, grid: Grid, observed: Observed | None = None, *, title: str = "",
-                 simulated: bool = False) -> None:
+                 simulated: bool = False, labels: Mapping[str, str] | None = None) -> None:
         self.grid = grid
         self.observed = observed
         self.title = title
         self.simulated = simulated or (observed is not None and observed.simulated)
+        #: What the learner calls each endpoint (``frontend``, ``api-1``); keys elsewhere.
+        self.labels = dict(labels or {})
+
+    def label(self, key: str) -> str:
+        return self.labels.get(key, key)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -150,9 +201,11 @@ class ConnectivityMatrix(Rendered):
     @classmethod
     def expected(cls, engine: Engine, sources: Sequence[str], destinations: Sequence[str],
                  ports: Iterable[tuple[int, str]] = ((80, "TCP"),), *,
-                 http: HttpRequest | None = None, title: str = "") -> ConnectivityMatrix:
+                 http: HttpRequest | None = None, title: str = "",
+                 labels: Mapping[str, str] | None = None) -> ConnectivityMatrix:
         """The expected side, from the engine's bitset grid."""
-        return cls(engine.grid(sources, destinations, ports, http=http), title=title)
+        return cls(engine.grid(sources, destinations, ports, http=http), title=title,
+                   labels=labels)
 
     def with_observed(self, observed: Mapping[Key, Observation] | Observed
                       ) -> ConnectivityMatrix:
@@ -160,7 +213,7 @@ class ConnectivityMatrix(Rendered):
         (added to those already observed)."""
         if isinstance(observed, Observed):
             return ConnectivityMatrix(self.grid, observed, title=self.title,
-                                      simulated=self.simulated)
+                                      simulated=self.simulated, labels=self.labels)
         unknown = [k for k in observed if k not in self.grid]
         if unknown:
             raise KeyError(f"observations for cells not in the matrix: {sorted(unknown)[:3]}")
@@ -183,7 +236,7 @@ class ConnectivityMatrix(Rendered):
         simulated = (before is not None and before.simulated) or \
             any(o.simulated for o in given.values())
         return ConnectivityMatrix(self.grid, Observed(layers, lookup, simulated),
-                                  title=self.title, simulated=self.simulated)
+                                  title=self.title, simulated=self.simulated, labels=self.labels)
 
     # -- queries -----------------------------------------------------------------------
     def cell(self, source: str, destination: str, port: int | None = None,
@@ -197,7 +250,8 @@ class ConnectivityMatrix(Rendered):
         observation = None
         if self.observed is not None and (self.observed.layers[(port, proto)].known[i] >> j) & 1:
             observation = self.observed.lookup(key)
-        return Cell(src, dst, port, proto, self.grid.explain(src, dst, port, proto), observation)
+        return Cell(src, dst, port, proto, self.grid.explain(src, dst, port, proto), observation,
+                    names=(self.labels.get(src, ""), self.labels.get(dst, "")))
 
     def _differ(self, port: Port, i: int) -> int:
         if self.observed is None:
@@ -230,11 +284,26 @@ class ConnectivityMatrix(Rendered):
         total = self.grid.cells
         observed = self.observed_count
         if not observed:
-            return f"expected: {self.grid.allowed_count()} of {total} connections allowed"
+            return (f"expected: {self.grid.allowed_count()} of {plural(total, 'connection')} "
+                    "allowed")
         differ = self.differ_count()
         label = " (simulated)" if self.simulated else ""
-        agree = "observed matches expected" if not differ else f"{differ} differ from expected"
-        return f"observed{label}: {observed} of {total} cells, {agree}"
+        agree = "observed matches expected" if not differ else \
+            f"{differ} {'differs' if differ == 1 else 'differ'} from expected"
+        return f"observed{label}: {observed} of {plural(total, 'cell')}, {agree}"
+
+    def mismatch_lines(self, limit: int | None = MISMATCH_LINES) -> list[str]:
+        """One line per differing cell, in the learner's names: why each side says what
+        (the first ``limit`` of them, then how many more)."""
+        keys = list(itertools.islice(self.differing(), limit)) if limit is not None else \
+            list(self.differing())
+        lines = [f"{self.label(src)} → {self.label(dst)} {proto}/{port}: "
+                 f"{self._cell((src, dst, port, proto)).why()}"
+                 for src, dst, port, proto in keys]
+        more = self.differ_count() - len(keys)
+        if more > 0:
+            lines.append(f"... and {plural(more, 'more cell')} (matrix.diff() lists them all)")
+        return lines
 
     # -- rendering ---------------------------------------------------------------------
     def _shown(self, port: Port, i: int) -> tuple[int, int]:
@@ -247,8 +316,9 @@ class ConnectivityMatrix(Rendered):
         return ((obs.allowed[i] & known) | (exp.allowed[i] & ~known),
                 (obs.forbidden[i] & known) | (exp.forbidden[i] & ~known))
 
-    def _glyphs(self, port: Port, i: int) -> str:
-        """Row ``i`` of the text grid: each cell's glyph right-aligned in four characters."""
+    def _row_glyphs(self, port: Port, i: int) -> tuple[str, dict[int, str]]:
+        """Row ``i`` as one code per cell (ROW_CODES) and, for the cells observed otherwise
+        than expected, their ``expected → observed`` glyph."""
         n = len(self.destinations)
         allowed, forbidden = self._shown(port, i)
         codes = bitstring(allowed, n).translate(_ALLOW_CODE)
@@ -259,11 +329,9 @@ class ConnectivityMatrix(Rendered):
             codes = "".join(chars)
         marks = self._differ(port, i)
         if not marks:
-            return codes.translate(_WIDE)
-        wide = [f"{c:>4}" for c in codes]
-        for j in iter_bits(marks):
-            wide[j] = f"{codes[j] + '!':>4}"
-        return "".join(wide)
+            return codes, {}
+        exp = _codes(self.grid.layers[port], i, n)
+        return codes, {j: f"{_SHOWN[exp[j]]} → {_SHOWN[codes[j]]}" for j in iter_bits(marks)}
 
     def to_text(self) -> str:
         return "\n".join(self.text_lines())
@@ -272,16 +340,29 @@ class ConnectivityMatrix(Rendered):
         """The text grid line by line (for writing a large one without holding it)."""
         if self.title:
             yield self.title
-        width = max((len(s) for s in self.sources), default=0) + 5
-        numbers = "".join(f"{j + 1:>4}" for j in range(len(self.destinations)))
+        rows = [self.label(src) for src in self.sources]
+        cols = [self.label(d) for d in self.destinations]
+        left = max((len(r) for r in rows), default=0)
         for port in self.ports:
             yield f"{port[1]}/{port[0]}  (rows: from, columns: to)"
-            yield " " * width + numbers
-            for i, src in enumerate(self.sources):
-                yield f"{i + 1:>3} {src:<{width - 4}}{self._glyphs(port, i)}"
-            yield "columns: " + "  ".join(f"{j + 1}={d}" for j, d in enumerate(self.destinations))
+            glyphs = [self._row_glyphs(port, i) for i in range(len(self.sources))]
+            # one width for every column: rows of any size render in one pass
+            width = max([1, *map(len, cols), *(len(g) for _, m in glyphs for g in m.values()),
+                         *(3 for c, _ in glyphs if "F" in c)])
+            wide = str.maketrans({c: g.ljust(width) + "  " for c, g in _SHOWN.items()})
+            yield ("  ".join([" " * left, *(c.ljust(width) for c in cols)])).rstrip()
+            for row, (codes, marks) in zip(rows, glyphs, strict=True):
+                if marks:
+                    cells = [_SHOWN[c].ljust(width) + "  " for c in codes]
+                    for j, text in marks.items():
+                        cells[j] = text.ljust(width) + "  "
+                    line = "".join(cells)
+                else:
+                    line = codes.translate(wide)
+                yield f"{row.ljust(left)}  {line}".rstrip()
         yield LEGEND
         yield self.summary()
+        yield from (f"  {line}" for line in self.mismatch_lines())
 
     def _repr_html_(self) -> str:
         e = html.escape
@@ -290,38 +371,32 @@ class ConnectivityMatrix(Rendered):
         if self.title:
             parts.append(f"<strong>{e(self.title)}</strong>")
         if self.simulated:
-            parts.append(' <span style="background:#eef;padding:1px 4px">simulated</span>')
+            parts.append(f" {SIMULATED_BADGE}")
         for port in self.ports:
-            parts.append('<table style="border-collapse:collapse;font-family:monospace">'
-                         f"<caption>{port[1]}/{port[0]} &mdash; rows: from, columns: to</caption>"
-                         "<tr><th></th>")
-            parts += [f'<th style="padding:2px 6px">{e(d)}</th>' for d in self.destinations]
+            parts.append('<table style="border-collapse:collapse">'
+                         f'<caption style="text-align:left">{port[1]}/{port[0]} &mdash; rows: '
+                         "from, columns: to</caption><tr><th></th>")
+            parts += [f'<th title="{e(d)}" style="text-align:left;padding:2px 6px">'
+                      f"{e(self.label(d))}</th>" for d in self.destinations]
             parts.append("</tr>")
             for i, src in enumerate(self.sources):
-                parts.append(f'<tr><th style="text-align:left;padding:2px 6px">{e(src)}</th>')
-                glyphs = self._glyphs(port, i)
-                marks = self._differ(port, i)
+                parts.append(f'<tr><th title="{e(src)}" style="text-align:left;padding:2px 6px">'
+                             f"{e(self.label(src))}</th>")
+                codes, marks = self._row_glyphs(port, i)
                 for j, dst in enumerate(self.destinations):
-                    glyph = glyphs[4 * j:4 * j + 4].strip()
-                    differs = bool((marks >> j) & 1)
-                    tip = self._tip((src, dst, *port)) if reasons or differs else \
-                        _short_tip(glyph)
-                    parts.append(_html_cell(glyph, differs, tip))
+                    shown = _SHOWN[codes[j]]
+                    key = (src, dst, *port)
+                    tip = (f"{src} → {dst}\n{self._cell(key).why(every_reason=True)}"
+                           if reasons or j in marks else f"{src} → {dst}\n{shown}")
+                    parts.append(_html_cell(marks.get(j, shown), shown, j in marks, tip))
                 parts.append("</tr>")
             parts.append("</table>")
-        parts.append(f"<div>{_HTML_LEGEND}</div><div>{e(self.summary())}</div></div>")
+        parts.append(f"<div>{_HTML_LEGEND}</div><div>{e(self.summary())}</div>")
+        mismatches = self.mismatch_lines()
+        if mismatches:
+            parts.append("<ul>" + "".join(f"<li>{e(m)}</li>" for m in mismatches) + "</ul>")
+        parts.append("</div>")
         return "".join(parts)
-
-    def _tip(self, key: Key) -> str:
-        cell = self._cell(key)
-        tip = "expected: " + ("allowed" if cell.expected.allowed else
-                              f"denied ({cell.expected.denial})") + "\n" + "\n".join(
-            cell.expected.reasons)
-        if cell.observed is not None:
-            tip += f"\nobserved: {'allowed' if cell.observed.allowed else 'denied'}"
-            if cell.observed.detail:
-                tip += f" ({cell.observed.detail})"
-        return tip
 
     # -- JSON --------------------------------------------------------------------------
     def compact(self, explain: bool | None = None) -> bool:
@@ -424,25 +499,24 @@ class _Cells(Mapping[Key, Cell]):
         return self._m.grid.cells
 
 
-_COLOURS = {".": "#d9f2d9", "X": "#f7d4d4", "F": "#fde7c2"}
-_SWATCH = ('<span style="display:inline-block;min-width:1.4em;text-align:center;'
-           'font-family:monospace;background:{bg};border:{border};margin:0 4px">{glyph}</span>')
+_COLOURS = {"✓": "#d9f2d9", "✗": "#f7d4d4", "403": "#fde7c2"}
+_SWATCH = ('<span style="display:inline-block;min-width:1.6em;text-align:center;'
+           'background:{bg};border:{border};margin:0 4px">{glyph}</span>')
 _HTML_LEGEND = "".join(
-    _SWATCH.format(bg=bg, border=border, glyph=glyph) + html.escape(text) + " &nbsp; "
+    _SWATCH.format(bg=bg, border=border, glyph=html.escape(glyph)) + html.escape(text)
+    + " &nbsp; "
     for glyph, bg, border, text in (
-        (".", _COLOURS["."], "1px solid #ccc", "allowed"),
-        ("X", _COLOURS["X"], "1px solid #ccc", "dropped (times out)"),
-        ("F", _COLOURS["F"], "1px solid #ccc", "HTTP 403"),
-        ("!", "#fff", "3px solid #c00", "observed differs from expected"),
+        ("✓", _COLOURS["✓"], "1px solid #ccc", "allowed"),
+        ("✗", _COLOURS["✗"], "1px solid #ccc", "dropped (times out)"),
+        ("403", _COLOURS["403"], "1px solid #ccc", "denied by an HTTP rule"),
+        ("✗ → ✓", "#fff", "3px solid #c00", "expected → observed, where they differ"),
     ))
 
 
-def _short_tip(glyph: str) -> str:
-    return {".": "allowed", "X": "denied", "F": "HTTP 403"}.get(glyph[:1], "")
-
-
-def _html_cell(glyph: str, differs: bool, tip: str) -> str:
-    colour = _COLOURS.get(glyph[0], "#fff")
+def _html_cell(glyph: str, shown: str, differs: bool, tip: str) -> str:
+    """One cell: ``glyph`` as text (``expected → observed`` where they differ), coloured by
+    what was ``shown`` (observed where probed)."""
+    colour = _COLOURS.get(shown, "#fff")
     border = "3px solid #c00" if differs else "1px solid #ccc"
     return (f'<td title="{html.escape(tip)}" style="background:{colour};border:{border};'
-            f'text-align:center;padding:2px 6px">{html.escape(glyph)}</td>')
+            f'text-align:left;padding:2px 6px">{html.escape(glyph)}</td>')

@@ -150,10 +150,25 @@ def test_large_json_is_compact_rows_streamed_and_small_json_lists_cells() -> Non
 def test_text_rows_match_cells_and_html_keeps_reasons_for_small_matrices() -> None:
     m = big_matrix(7)
     lines = m.to_text().splitlines()
-    for i, src in enumerate(m.sources):
-        row = next(line for line in lines if line.startswith(f"{i + 1:>3} {src}"))
-        glyphs = row[-4 * len(m.destinations):]
-        assert glyphs == "".join(f"{m.cell(src, d).glyph:>4}" for d in m.destinations)
+    for src in m.sources:
+        row = next(line for line in lines if line.startswith(f"{src} "))
+        assert row.split() == [src, *(m.cell(src, d).glyph for d in m.destinations)]
     page = m._repr_html_()
     reason = m.cell(m.sources[1], m.sources[0]).expected.reasons[0]
     assert page.count("<td") == 49 and html.escape(reason) in page
+
+
+def test_large_text_lists_the_first_mismatches_and_counts_the_rest() -> None:
+    m = big_matrix(30)
+    flannel = {k: Observation(True, simulated=True) for k in m.grid.cell_keys()}
+    seen = m.with_observed(flannel)
+    differ = seen.differ_count()
+    assert differ == m.grid.cells - m.grid.allowed_count() > 60
+    lines = seen.to_text().splitlines()
+    listed = [line for line in lines if line.startswith("  ns/")]
+    assert len(listed) == 50 and " → " in listed[0] and "expected denied" in listed[0]
+    assert lines[-1] == f"  ... and {differ - 50} more cells (matrix.diff() lists them all)"
+    for src in seen.sources[:5]:
+        row = next(line for line in lines if line.startswith(f"{src} "))
+        glyphs = [seen.cell(src, d).glyph for d in seen.destinations]
+        assert row.split() == [src, *" ".join(glyphs).split()]
