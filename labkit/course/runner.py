@@ -20,10 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import nbformat
 import yaml
 
-from labkit.course.kernel import QuietShutdownKernelManager
 from labkit.display import Table, escape, simulated_banner
 from labkit.errors import LabkitError
 from labkit.imports import defer_rfc3987_syntax
@@ -307,6 +305,8 @@ def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: Cours
     engine = register_engine()
     import papermill  # lazy: heavy, optional (the 'lab' extra)
 
+    from labkit.course.kernel import QuietShutdownKernelManager  # lazy: jupyter_client, heavy
+
     for i, path in enumerate(paths, 1):
         target = out / path.name
         progress.say(f"[{i}/{len(paths)}] {path.stem} ...")
@@ -345,6 +345,7 @@ def render_html(notebook: Path) -> Path | None:
     start) or cannot be rendered."""
     if not notebook.is_file():
         return None
+    import nbformat  # lazy: loads jsonschema; every labkit command imports this module
     from nbconvert import HTMLExporter  # lazy: slow to import, needed for the report only
 
     try:
