@@ -3,6 +3,7 @@
     labkit policy check MANIFEST [MANIFEST ...] --traffic FILE [--cni CNI] [--output json|text]
     labkit policy matrix MANIFEST [MANIFEST ...] [--port 80/TCP ...] [--cni CNI]
                                   [--output json|text|html] [--explain]
+    labkit policy suggest --from-flows FILE [--dialect kubernetes|cilium]
 
 The matrix comes from the engine's bitset grid; reasons are computed for what is shown
 with them: every cell with ``--explain``, and the cells of a small JSON matrix. JSON is
@@ -21,6 +22,8 @@ from typing import Any
 import yaml
 
 from labkit.errors import ManifestError
+from labkit.hubble.log import read_flows
+from labkit.hubble.suggest import suggest
 from labkit.matrix import ConnectivityMatrix
 from labkit.model import HttpRequest, Traffic, Verdict, parse_endpoint
 from labkit.policy.engine import CNIS, Engine, served_kinds
@@ -54,6 +57,15 @@ def register(subparsers: Any) -> None:
                         help="give every cell's reasons (JSON: one object per cell; text: "
                         "one paragraph per cell after the grid)")
     matrix.set_defaults(func=run_matrix)
+
+    suggest = sub.add_parser("suggest", help="least-privilege policies that allow exactly the "
+                             "forwarded flows of a Hubble capture")
+    suggest.add_argument("--from-flows", required=True, metavar="FILE",
+                         help="`hubble observe -o jsonpb` output (or `labkit hubble observe`)")
+    suggest.add_argument("--dialect", choices=("kubernetes", "cilium"), default="cilium",
+                         help="NetworkPolicy, or CiliumNetworkPolicy with the observed HTTP "
+                         "method and path (default cilium)")
+    suggest.set_defaults(func=run_suggest)
 
 
 def _engine(manifests: list[str], cni: str) -> Engine:
@@ -102,6 +114,11 @@ def run_matrix(args: argparse.Namespace) -> int:
         if args.explain:
             out.writelines(verdict_text(m.grid.explain(s, d, p, proto)) + "\n"
                            for s, d, p, proto in m.grid.cell_keys())
+    return 0
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    print(suggest(read_flows(args.from_flows).flows, args.dialect).to_yaml(), end="")
     return 0
 
 

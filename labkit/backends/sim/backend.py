@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit import cnis
 from labkit.backends.base import Backend, NodeRow, PodRow, T
 from labkit.backends.sim import capture as sim_capture
 from labkit.backends.sim import snapshot, store
@@ -27,9 +28,23 @@ from labkit.backends.sim.cluster import CniRecord, SimCluster
 from labkit.backends.sim.ipam import NodeRangeIpam
 from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
+from labkit.hubble.emit import Emitter
+from labkit.hubble.log import FlowLog, parse_flows
+from labkit.hubble.writers import response_line
 from labkit.matrix import Observation, Observed
-from labkit.model import ClusterState, Denial, Deployment, Namespace, Pod, Secret, Service, Traffic
+from labkit.model import (
+    ClusterState,
+    Denial,
+    Deployment,
+    Namespace,
+    Pod,
+    Secret,
+    Service,
+    Traffic,
+    Verdict,
+)
 from labkit.policy import Engine, served_kinds
+from labkit.policy.cilium.identity import IdentityAllocator
 from labkit.policy.kinds import parse_one
 from labkit.policy.state import add_policies, identity
 from labkit.tools.process import Result
@@ -82,6 +97,7 @@ class SimBackend(Backend):
 
     def up(self, progress: Progress | None = None) -> None:
         if not self.exists():
+            store.flows_path_for(self.stage.cluster_name).unlink(missing_ok=True)  # stale
             cluster = SimCluster.create(self.stage)
             _register(cluster)
             with cluster.batch():  # saved once, at the end
@@ -236,7 +252,9 @@ class SimBackend(Backend):
                 ) -> dict[Traffic, Observation]:
         engine, state = self._observer()
         cut = self.cluster.no_network
-        return {t: _observation(engine, state, cut, t) for t in traffic}
+        out = {t: _observation(engine, state, cut, t) for t in traffic}
+        self._hubble(engine, state, traffic)
+        return out
 
     def observe_matrix(self, expected: ConnectivityMatrix) -> ConnectivityMatrix:
         """Every cell at once, from the installed CNI's grid: what ``observe`` gives per cell,
@@ -262,7 +280,24 @@ class SimBackend(Backend):
         def lookup(key: tuple[str, str, int, str]) -> Observation:
             return _observation(engine, state, cut, want.traffic(key))
 
+        self._hubble(engine, state, [want.traffic(k) for k in want.cell_keys()])
         return expected.with_observed(Observed(grid.layers, lookup, simulated=True))
+
+    def _hubble(self, engine: Engine, state: ClusterState, traffic: Sequence[Traffic]) -> None:
+        """Where the CNI runs Hubble, the flows of the connections that reached the policy
+        engine (not cut off, not refused: the RST is not modelled), as Hubble records them.
+        Each needs an explained verdict: a matrix on such a cluster costs one per cell."""
+        if engine.cni is None or not cnis.CNIS[engine.cni].hubble:
+            return
+        cut = self.cluster.no_network
+        judged: list[Verdict] = []
+        for t in traffic:
+            if t.source != t.destination and (cut.get(t.source) or cut.get(t.destination)):
+                continue
+            verdict = engine.evaluate(t)
+            if not (verdict.allowed and _refused(state, t)):
+                judged.append(verdict)
+        self._record_flows(engine, judged)
 
     def _observer(self) -> tuple[Engine, ClusterState]:
         cni = self.installed_cni()
@@ -271,6 +306,35 @@ class SimBackend(Backend):
                                hint="install a CNI first: lab.install_cni('flannel')")
         state = self.state()
         return Engine(state, cni=cni), state
+
+    def _record_flows(self, engine: Engine, verdicts: Sequence[Verdict]) -> None:
+        """Hubble's view of the probes just answered (labkit.hubble.emit), kept with the
+        cluster like an agent's flow buffer: the last ``FLOW_BUFFER`` flows."""
+        c = self.cluster
+        allocator = IdentityAllocator.from_dict(c.identities)
+        owners = {key: (owner.partition("/")[2], owner.partition(" ")[0])
+                  for key, owner in ((k, sp.owner) for k, sp in c.pods.items()) if owner}
+        emitter = Emitter(engine, allocator.for_pods(engine.state), owners)
+        dns_proxy = _has_dns_rules(c.policy_docs.values())
+        lines: list[str] = []
+        with c.batch():
+            for verdict in verdicts:
+                lines += map(response_line, emitter.probe(verdict, c.probes,
+                                                          dns_proxy=dns_proxy))
+                c.probes += 1
+            c.identities = allocator.as_dict()
+        path = store.flows_path_for(c.stage.cluster_name)
+        store.append_lines(path, lines)
+        if c.probes // 256 != (c.probes - len(verdicts)) // 256:  # now and then: trim
+            kept = store.read_lines(path)
+            if len(kept) > 2 * FLOW_BUFFER:
+                store.write(path, "".join(line + "\n" for line in kept[-FLOW_BUFFER:]))
+
+    def hubble_flows(self, last: int | None = None) -> FlowLog:
+        path = store.flows_path_for(self.cluster.stage.cluster_name)
+        lines = store.read_lines(path)[-FLOW_BUFFER:]
+        log = parse_flows(lines[-last:] if last else lines, source=str(path))
+        return FlowLog(log.flows, log.skipped, simulated=True)
 
     def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
         return sim_capture.capture(self, spec, generate)
@@ -285,6 +349,25 @@ class SimBackend(Backend):
         raise BackendUnsupported(
             f"the sim backend cannot run {' '.join(argv)!r} inside a pod",
             hint="exec needs a real cluster (backend='kind'); probes work on sim: lab.probe()")
+
+
+#: Hubble keeps this many flows per node by default (hubble-event-buffer-capacity 4095).
+FLOW_BUFFER = 4095
+
+
+
+
+def _has_dns_rules(docs: Any) -> bool:
+    """Whether a policy sends DNS through Cilium's DNS proxy (``toPorts[].rules.dns``)."""
+    def walk(value: Any) -> bool:
+        if isinstance(value, dict):
+            rules = value.get("rules")
+            if isinstance(rules, dict) and rules.get("dns"):
+                return True
+            return any(walk(v) for v in value.values())
+        return isinstance(value, list) and any(walk(v) for v in value)
+
+    return any(walk(doc.get("spec")) or walk(doc.get("specs")) for doc in docs)
 
 
 def _add_policies(cluster: SimCluster, objects: Sequence[Any]) -> None:
