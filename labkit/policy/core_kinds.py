@@ -146,7 +146,8 @@ def _service(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:
     return [Service(namespace_of(doc), name_of(doc),
                     ctx.labels(spec.get("selector"), "spec.selector"), tuple(ports), svc_type,
                     ctx.string(spec.get("clusterIP"), "spec.clusterIP"),
-                    annotations=ctx.labels(meta.get("annotations"), "metadata.annotations"))]
+                    annotations=ctx.labels(meta.get("annotations"), "metadata.annotations",
+                                           values=False))]
 
 
 def _secret(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:

@@ -40,10 +40,20 @@ def create_cluster(name: str, config: Path, *, run: Runner = process.run,
     inside this command, on whatever link a laptop has. kind removes the nodes itself
     when it fails, but not when it is killed: after a timeout labkit deletes the
     half-created cluster, which a later ``up()`` would otherwise reuse as if it were whole.
+    An interrupt (Ctrl-C) deletes it the same way, then goes on interrupting.
     """
     argv = ["kind", "create", "cluster", "--name", name, "--config", str(config)]
     try:
         return run(argv, timeout=timeout, hint=_create_hint(""))
+    except KeyboardInterrupt:
+        try:
+            delete_cluster(name, run=run)
+        except ToolError:
+            import sys
+
+            print(f"labkit: could not delete the half-created cluster; run `kind delete "
+                  f"cluster --name {name}`", file=sys.stderr)
+        raise
     except ToolError as exc:
         hint = _create_hint(exc.stderr)
         if exc.returncode is None:  # killed on timeout (process.run sets no code then)

@@ -18,7 +18,7 @@ import yaml
 
 from labkit.backends.base import Backend, NodeRow, PodRow
 from labkit.backends.kind import probe
-from labkit.backends.kind.guard import check_context, load_kubeconfig
+from labkit.backends.kind.guard import LabContext, check_context, load_kubeconfig
 from labkit.backends.stage import Stage, pinned
 from labkit.errors import ClusterError
 from labkit.k8s import KubeApi, KubeClient
@@ -30,7 +30,7 @@ from labkit.tools import process
 if TYPE_CHECKING:
     from labkit.matrix import Observation
 
-KubeFactory = Callable[[str], KubeApi]
+KubeFactory = Callable[[LabContext], KubeApi]
 
 #: DaemonSets that tell which CNI runs: (namespace, name) -> CNI.
 CNI_DAEMONSETS = (
@@ -45,8 +45,15 @@ PROBE_CONTAINER = "probe"
 POLICY_KINDS = (("networking.k8s.io/v1", "NetworkPolicy"),)
 
 
+#: Written beside the kind config when labkit creates a cluster: the proof that it did.
+RECORD = "created-by-labkit.json"
+
+
 def work_dir(cluster: str) -> Path:
-    return Path.home() / ".cache" / "labkit" / "clusters" / cluster
+    """Where labkit keeps a kind cluster's config and creation record (under LABKIT_HOME)."""
+    from labkit.backends.sim.store import home
+
+    return home() / "clusters" / cluster
 
 
 class KindBackend(Backend):
@@ -60,7 +67,8 @@ class KindBackend(Backend):
                  workdir: Path | None = None) -> None:
         super().__init__(stage)
         self.run = run
-        self.kube_factory: KubeFactory = kube_factory or (lambda ctx: KubeClient(ctx))
+        self.kube_factory: KubeFactory = kube_factory or (
+            lambda ctx: KubeClient(ctx.name, ctx.client_config))
         self.kubeconfig_loader = kubeconfig_loader
         self.sleep = sleep
         self.workdir = workdir or work_dir(stage.cluster_name)
@@ -75,7 +83,7 @@ class KindBackend(Backend):
 
             ctx = check_context(self.kubeconfig_loader(), self.stage.cluster_name,
                                 requested=os.environ.get("LABKIT_CONTEXT"))
-            self._kube = self.kube_factory(ctx.name)
+            self._kube = self.kube_factory(ctx)
         return self._kube
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -96,6 +104,32 @@ class KindBackend(Backend):
                         + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         return path
 
+    def record_path(self) -> Path:
+        return self.workdir / RECORD
+
+    def created_by_labkit(self) -> bool:
+        """Whether labkit (with this LABKIT_HOME) created the cluster: a record names it."""
+        from labkit import inputs
+        from labkit.errors import LabkitError
+
+        try:
+            record = inputs.json_value(inputs.read_text(self.record_path(), what="record"),
+                                       str(self.record_path()), what="record")
+        except LabkitError:
+            return False
+        return isinstance(record, dict) and record.get("cluster") == self.stage.cluster_name
+
+    def _record(self, config: Path) -> None:
+        import datetime
+
+        from labkit import inputs
+        from labkit.backends.sim.store import write_atomic
+
+        record = {"cluster": self.stage.cluster_name, "stage": self.stage.name,
+                  "kind_config": str(config),
+                  "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+        write_atomic(self.record_path(), inputs.dumps(record, indent=1) + "\n")
+
     def up(self, progress: Progress | None = None) -> None:
         name = self.stage.cluster_name
         report = progress or Progress(f"cluster {name}")
@@ -111,7 +145,14 @@ class KindBackend(Backend):
             if note:
                 report.update(note, force=True)
             report.update("creating (kind create cluster, a minute or two)", force=True)
-            kind_tool.create_cluster(name, self.write_config(image), run=self.run)
+            config = self.write_config(image)
+            self._record(config)  # before kind starts: a half-made cluster is ours to delete
+            try:
+                kind_tool.create_cluster(name, config, run=self.run)
+            except BaseException:
+                if not self.exists():
+                    self.record_path().unlink(missing_ok=True)
+                raise
         self._kube = None
         _ = self.kube  # the guard runs now, not at the first API call
         report.update(f"{len(self.node_rows())} nodes", force=True)
@@ -119,8 +160,16 @@ class KindBackend(Backend):
             report.finish("up")
 
     def down(self) -> None:
+        """Delete the cluster, only if labkit created it (see :meth:`created_by_labkit`)."""
+        name = self.stage.cluster_name
         if self.exists():
-            kind_tool.delete_cluster(self.stage.cluster_name, run=self.run)
+            if not self.created_by_labkit():
+                raise ClusterError(
+                    f"the kind cluster '{name}' was not created by labkit (no record in "
+                    f"{self.workdir}); labkit leaves it alone",
+                    hint=f"if it is yours to delete: `kind delete cluster --name {name}`")
+            kind_tool.delete_cluster(name, run=self.run)
+        self.record_path().unlink(missing_ok=True)
         self._kube = None
 
     # -- views -------------------------------------------------------------------------
