@@ -114,7 +114,7 @@ class Lab:
 
     # -- lifecycle -----------------------------------------------------------------------
     def up(self) -> ClusterStatus:
-        with Progress(f"cluster {self.cluster_name}") as p:
+        with Progress(f"cluster {self.cluster_name}") as p, self._backend.transaction():
             self._backend.up(p)
         return self.status()
 
@@ -156,7 +156,7 @@ class Lab:
                 raise ClusterError(f"{current} is already installed in {self.cluster_name}",
                                    hint="recreate the cluster (lab.down(); lab.up()) or "
                                    "follow the migration lab")
-            with Progress(f"installing {name}") as p:
+            with Progress(f"installing {name}") as p, self._backend.transaction():
                 r.install(self._backend, p)
         return r.verify(self._backend)
 

@@ -92,6 +92,24 @@ class Cell:
         }
 
 
+#: The most cells one matrix may have (sources x destinations x ports). Each cell holds an
+#: explained verdict, about a kilobyte; past this a matrix would eat gigabytes. Documented
+#: in the README ("Limits"); probe a namespace or a few pods instead.
+MAX_CELLS = 250_000
+
+
+def check_matrix_size(sources: int, destinations: int, ports: int) -> None:
+    """ManifestError when a matrix would exceed :data:`MAX_CELLS`, before any is computed."""
+    from labkit.errors import ManifestError
+
+    cells = sources * destinations * ports
+    if cells > MAX_CELLS:
+        raise ManifestError(
+            f"a matrix of {sources} sources x {destinations} destinations x {ports} port(s) "
+            f"has {cells:,} cells; labkit computes at most {MAX_CELLS:,}",
+            hint="narrow it: fewer pods (sources=/destinations=, or fewer manifests) or ports")
+
+
 class ConnectivityMatrix(Rendered):
     """Cells for every (source, destination, port); rows are sources, columns destinations."""
 
@@ -111,6 +129,7 @@ class ConnectivityMatrix(Rendered):
                  http: HttpRequest | None = None, title: str = "") -> ConnectivityMatrix:
         """The expected side: one explained verdict per cell."""
         ports = tuple(ports)
+        check_matrix_size(len(sources), len(destinations), len(ports))
         traffic = [Traffic(s, d, p, proto, http if proto == "TCP" else None)
                    for p, proto in ports for s in sources for d in destinations]
         verdicts = engine.evaluate_all(traffic)
@@ -205,7 +224,8 @@ class ConnectivityMatrix(Rendered):
         }
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.as_dict(), **kwargs)  # compact by default, unlike Rendered
+        # compact by default, unlike Rendered; strict: no NaN/Infinity
+        return json.dumps(self.as_dict(), allow_nan=False, **kwargs)
 
 
 _COLOURS = {".": "#d9f2d9", "X": "#f7d4d4", "F": "#fde7c2"}

@@ -243,12 +243,14 @@ _KINDS: dict[tuple[str, str], Parser] | None = None
 
 
 # -- reading files -----------------------------------------------------------------------
-def read_documents(paths: Sequence[str | Path]) -> list[tuple[str, dict[str, Any]]]:
+def read_documents(paths: Sequence[str | Path], *, exclude: Path | None = None
+                   ) -> list[tuple[str, dict[str, Any]]]:
     """(source, document) pairs from files or directories, in a stable order.
 
     A directory contributes its regular ``*.yaml``/``*.yml``/``*.json`` files (a folder or a
     dangling symlink with such a name is an error that names it); every file is read with
-    :func:`labkit.inputs.read_text` (regular, UTF-8, size-capped).
+    :func:`labkit.inputs.read_text` (regular, UTF-8, size-capped). ``exclude``: a file a
+    folder scan skips (the traffic file next to the manifests it is checked against).
     """
     out: list[tuple[str, dict[str, Any]]] = []
     for raw in paths:
@@ -257,7 +259,8 @@ def read_documents(paths: Sequence[str | Path]) -> list[tuple[str, dict[str, Any
             raise ManifestError("an empty path names no manifest",
                                 hint="name a .yaml file or a folder of them")
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES)
+            files = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES
+                           and not (exclude is not None and _same_file(p, exclude)))
             if not files:
                 raise ManifestError(f"no YAML files in directory {path}",
                                     hint="point at a .yaml file or a folder that holds some")
@@ -270,6 +273,13 @@ def read_documents(paths: Sequence[str | Path]) -> list[tuple[str, dict[str, Any
     return out
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 def documents_of(text: str, source: str = "<string>") -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     for i, doc in enumerate(yaml_documents(text, source)):
@@ -277,7 +287,8 @@ def documents_of(text: str, source: str = "<string>") -> list[tuple[str, dict[st
             continue
         if not isinstance(doc, Mapping):
             raise ManifestError(f"document {i + 1} is {_kind_of(doc)}, not an object",
-                                source=source, hint="each YAML document must be one object")
+                                source=source, hint="each YAML document must be one object "
+                                "(a traffic file is passed with --traffic, not as a manifest)")
         if doc.get("kind") == "List":
             ctx = ParseContext(source, f"List (document {i + 1})")
             for item in ctx.sequence(doc.get("items"), "items"):

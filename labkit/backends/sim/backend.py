@@ -16,6 +16,7 @@ import contextlib
 import copy
 import warnings
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,10 +68,24 @@ class SimBackend(Backend):
         return found
 
     def exists(self) -> bool:
-        return current(self.stage) is not None
+        """Whether the cluster is there: a state file (not read: it may be corrupt, and
+        ``down`` must still work), or a cluster built in this process and never saved."""
+        found = CLUSTERS.get(self.stage.cluster_name)
+        if found is not None and found.saved is None:
+            return True
+        return store.signature(self.state_file) is not None
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return store.locked(self.stage.cluster_name)
 
     def up(self, progress: Progress | None = None) -> None:
-        if not self.exists():
+        with self.transaction():
+            self._up()
+        if progress is not None:
+            progress.update(f"{len(self.stage.node_names())} nodes (simulated)", force=True)
+
+    def _up(self) -> None:
+        if current(self.stage) is None:
             cluster = SimCluster.create(self.stage)
             _register(cluster)
             with cluster.batch():  # saved once, at the end
@@ -79,13 +94,12 @@ class SimBackend(Backend):
                     from labkit.cni import recipe
 
                     recipe("kindnet").install(self)
-        if progress is not None:
-            progress.update(f"{len(self.stage.node_names())} nodes (simulated)", force=True)
 
     def down(self) -> None:
         """Forget the cluster and delete its file (without reading it: works on a corrupt one)."""
-        CLUSTERS.pop(self.stage.cluster_name, None)
-        store.remove(self.stage.cluster_name)
+        with self.transaction():
+            CLUSTERS.pop(self.stage.cluster_name, None)
+            store.remove(self.stage.cluster_name)
 
     # -- views -------------------------------------------------------------------------
     def node_rows(self) -> list[NodeRow]:
@@ -114,9 +128,10 @@ class SimBackend(Backend):
 
     # -- changes -----------------------------------------------------------------------
     def apply(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
-        c = self.cluster
-        with c.batch():  # saved once, at the end
-            return self._apply(c, docs, objects)
+        with self.transaction():  # read (the latest file), modify, write: nobody in between
+            c = self.cluster
+            with c.batch():  # saved once, at the end
+                return self._apply(c, docs, objects)
 
     def _apply(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
@@ -146,9 +161,10 @@ class SimBackend(Backend):
         return done
 
     def delete(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
-        c = self.cluster
-        with c.batch():  # saved once, at the end
-            return self._delete(c, docs, objects)
+        with self.transaction():
+            c = self.cluster
+            with c.batch():  # saved once, at the end
+                return self._delete(c, docs, objects)
 
     def _delete(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
@@ -311,11 +327,12 @@ def _load(stage: Stage, path: Path) -> SimCluster | None:
         cluster, policies = snapshot.load(data, str(path))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, LabkitError) as exc:
-        why = exc.one_line() if isinstance(exc, LabkitError) else \
-            f"{type(exc).__name__}: {exc}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
+            LabkitError) as exc:
+        why = exc.message if isinstance(exc, LabkitError) else f"{type(exc).__name__}: {exc}"
+        where = "" if why.startswith(str(path)) else f" from {path}"
         raise ClusterError(
-            f"cannot read the simulated cluster '{stage.cluster_name}' from {path}: {why}",
+            f"cannot read the simulated cluster '{stage.cluster_name}'{where}: {why}",
             hint=f"start over: `labkit down {stage.name} --backend sim` (or delete {path}), "
             "then lab.up()") from exc
     for obj, doc in policies:
@@ -360,5 +377,6 @@ def _flush() -> None:
         saved: Saved | None = cluster.saved
         if saved is None or store.signature(saved.path) != saved.signature:
             continue
-        with contextlib.suppress(Exception):  # never fail the interpreter's exit
-            save(cluster)
+        with contextlib.suppress(Exception), store.locked(cluster.stage.cluster_name):
+            if store.signature(saved.path) == saved.signature:  # never fail the exit
+                save(cluster)
