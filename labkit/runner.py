@@ -286,8 +286,8 @@ def run_course(
     if parameters and "BACKEND" in parameters:
         raise LabkitError("BACKEND is not a parameter: the backend comes from --backend",
                           hint="use --backend kind or --backend sim")
-    paths = [checked_notebook(find_notebook(p) if notebooks else p)
-             for p in (notebooks or course_notebooks())]
+    paths = [checked_notebook(p) for p in
+             ([find_notebook(n) for n in notebooks] if notebooks else course_notebooks())]
     out = check_output_dir(Path(output_dir), paths)
     resolved = resolve_backend(backend)
     params = {"BACKEND": resolved, **(parameters or {})}
