@@ -111,6 +111,27 @@ def read_text(path: str | Path, *, limit: int = MAX_FILE_BYTES, what: str = "fil
     return decode(read_bytes(path, limit=limit, what=what), str(path), what)
 
 
+def read_tar_member(archive: str | Path, name: str, *, limit: int) -> bytes:
+    """One member of a tar archive, at most ``limit`` bytes (checked before reading).
+
+    Raises KeyError when there is no such member, ManifestError when it is too big or not a
+    regular file, and tarfile.TarError/OSError for an unreadable archive.
+    """
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        member = tar.getmember(name)
+        if not member.isfile():
+            raise ManifestError(f"{name} is not a regular file in the archive",
+                                source=str(archive))
+        if member.size > limit:
+            raise ManifestError(f"{name} is {_mib(member.size)}; labkit reads at most "
+                                f"{_mib(limit)} of it", source=str(archive),
+                                hint="the archive was not written by labkit; check it")
+        handle = tar.extractfile(member)
+        return handle.read(limit + 1) if handle is not None else b""
+
+
 # -- YAML ---------------------------------------------------------------------------------------
 class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """Safe YAML (libyaml's parser when PyYAML has it) that refuses duplicate keys.

@@ -238,6 +238,7 @@ class Lab:
         from labkit.matrix import ConnectivityMatrix
         from labkit.policy import Engine
 
+        ports = checked_ports(ports)
         if self.cni is None:
             raise ClusterError("no CNI is installed: pods are Pending and have no address",
                                hint="lab.install_cni('flannel') first")
@@ -261,6 +262,11 @@ class Lab:
     def probe(self, source: str, destination: str, port: int = 8080, protocol: str = "TCP",
               http: HttpRequest | None = None) -> Cell:
         """One connection, expected and observed."""
+        from labkit.policy.parse import ParseContext
+
+        ctx = ParseContext("lab.probe()")
+        port = ctx.port_number(port, "port")
+        protocol = ctx.protocol(protocol, "protocol")
         m = self.matrix([source], [destination], [(port, protocol)], http=http)
         return next(iter(m.cells.values()))
 
@@ -287,6 +293,25 @@ class Lab:
              timeout: float = 60) -> Result:
         return self._backend.exec(self.resolve(pod), argv, container=container,
                                   timeout=timeout)
+
+
+def checked_ports(ports: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+    """``ports`` as (number 1-65535, TCP/UDP/SCTP) pairs, or ManifestError naming the item."""
+    from labkit.inputs import quote
+    from labkit.policy.parse import ParseContext
+
+    ctx = ParseContext("lab.matrix()")
+    if isinstance(ports, (str, bytes)) or not isinstance(ports, Iterable):
+        raise ctx.error("ports", f"expected a list of (port, protocol) pairs, got {quote(ports)}",
+                        hint="e.g. ports=[(8080, 'TCP')]")
+    out = []
+    for i, item in enumerate(ports):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ctx.error(f"ports[{i}]", f"{quote(item)} is not a (port, protocol) pair",
+                            hint="e.g. ports=[(8080, 'TCP')]")
+        out.append((ctx.port_number(item[0], f"ports[{i}][0]"),
+                    ctx.protocol(item[1], f"ports[{i}][1]")))
+    return out
 
 
 def documents(manifests: Manifests) -> list[tuple[str, dict[str, Any]]]:

@@ -140,7 +140,15 @@ class SimBackend(Backend):
 
         manifests = _policy_manifests(docs)
         done = []
-        for obj in objects:
+        for obj in objects:  # one at a time, like kubectl: the first refusal stops the rest
+            ns = getattr(obj, "namespace", "")
+            if ns and not isinstance(obj, Namespace) and ns not in c.namespaces:
+                # NamespaceLifecycle admission: no object in a namespace that does not exist
+                # (k8s.io/apiserver admission/plugin/namespace/lifecycle), answered NotFound.
+                raise ClusterError(f'applying {_ref(obj)}: namespaces "{ns}" not found '
+                                   "[simulated]",
+                                   hint="create the namespace first (a Namespace earlier in "
+                                   "the same file is created first)")
             if isinstance(obj, Namespace):
                 c.namespaces[obj.name] = obj
             elif isinstance(obj, Deployment):
@@ -174,6 +182,7 @@ class SimBackend(Backend):
         for obj in objects:
             found = False
             if isinstance(obj, Namespace):
+                _check_deletable(c, obj.name)
                 found = c.namespaces.pop(obj.name, None) is not None
                 for dkey in [k for k in c.deployments if k.startswith(f"{obj.name}/")]:
                     c.delete_deployment(dkey)
@@ -255,6 +264,29 @@ class SimBackend(Backend):
         raise BackendUnsupported(
             f"the sim backend cannot run {' '.join(argv)!r} inside a pod",
             hint="exec needs a real cluster (backend='kind'); probes work on sim: lab.probe()")
+
+
+#: Namespaces the API server refuses to delete: NamespaceLifecycle's immortal namespaces
+#: (k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle/admission.go, Register).
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+#: Namespaces an operator owns while its CNI is installed: deleting one leaves it Terminating
+#: for ever (the tigera.io/cni-protector finalizer on its ServiceAccounts) while the operator
+#: keeps reconciling it (projectcalico/calico#6629, tigera/operator#3413).
+OPERATOR_NAMESPACES = {"calico-system": ("calico", "the Tigera operator",
+                                         "delete the Installation 'default' to remove Calico")}
+
+
+def _check_deletable(c: SimCluster, name: str) -> None:
+    if name in IMMORTAL_NAMESPACES:
+        raise ClusterError(f'deleting Namespace {name}: namespaces "{name}" is forbidden: this '
+                           "namespace may not be deleted [simulated]",
+                           hint="the API server protects default, kube-system and kube-public")
+    owner = OPERATOR_NAMESPACES.get(name)
+    if owner is not None and c.cni is not None and c.cni.name == owner[0]:
+        raise ClusterError(f"deleting Namespace {name}: it belongs to {owner[1]}, which keeps it "
+                           "(its ServiceAccounts carry the tigera.io/cni-protector finalizer: "
+                           "the namespace would stay Terminating) [simulated]",
+                           hint=owner[2])
 
 
 def _add_policy(cluster: SimCluster, obj: Any, add: Any) -> None:
