@@ -406,3 +406,13 @@ def test_bad_input_gets_exactly_its_error(case: Case, tmp_path: Path) -> None:
     expected = case.error.replace("{tmp}", str(tmp_path)).replace(
         "{os.environ[LABKIT_HOME]}", os.environ["LABKIT_HOME"])
     assert err.value.one_line() == expected
+
+
+def test_a_huge_value_is_never_echoed_back_whole(tmp_path: Path) -> None:
+    huge = "x" * (2 << 20)  # a 2 MB protocol name
+    path = tmp_path / "m.yaml"
+    path.write_text(NS + POD + f"spec:\n  containers: [{{name: c, ports: [{{containerPort: 80, "
+                    f"protocol: {huge}}}]}}]\n")
+    with pytest.raises(LabkitError) as err:
+        cli("policy", "matrix", str(path))(tmp_path)
+    assert len(err.value.one_line()) < 5000
