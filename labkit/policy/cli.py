@@ -115,7 +115,7 @@ def read_traffic(path: str) -> list[Traffic]:
             h = ctx.mapping(t["http"], f"{where}.http", allowed=("method", "path", "host",
                                                                   "headers"))
             headers = ctx.labels(h.get("headers"), f"{where}.http.headers", keys=False,
-                                 values=False)
+                                 values=False, noun="header")
             http = HttpRequest(ctx.string(h.get("method"), f"{where}.http.method") or "GET",
                                ctx.string(h.get("path"), f"{where}.http.path") or "/",
                                ctx.string(h.get("host"), f"{where}.http.host"), headers)

@@ -111,15 +111,15 @@ class ParseContext:
             raise self.error(field, f"invalid CIDR {text!r}",
                              hint="write an address and prefix length, e.g. 10.0.0.0/24") from exc
 
-    def labels(self, value: Any, field: str, *, keys: bool = True, values: bool = True
-               ) -> dict[str, str]:
+    def labels(self, value: Any, field: str, *, keys: bool = True, values: bool = True,
+               noun: str = "label") -> dict[str, str]:
         """A string map; ``keys``/``values``: checked with the API server's label rules."""
         raw = self.mapping(value, field)
         out: dict[str, str] = {}
         for k, v in raw.items():
             # The API server decodes labels as strings and refuses numbers and booleans.
             if not isinstance(k, str) or not isinstance(v, str):
-                raise self.error(f"{field}.{quote(k)}", "label values must be strings",
+                raise self.error(f"{field}.{quote(k)}", f"{noun} values must be strings",
                                  hint="quote values such as \"true\" or \"1\"")
             problem = (keys and label_key_problem(k)) or (values and label_value_problem(v))
             if problem:

@@ -95,6 +95,11 @@ def check(manifest: str, traffic: str) -> Callable[[Path], Any]:
     return cli("policy", "check", "{tmp}/" + manifest, "--traffic", "{tmp}/" + traffic)
 
 
+def traffic(text: str | bytes) -> Callable[[Path], Any]:
+    """The traffic file ``text`` checked against one namespace with one pod, shop/p."""
+    return with_files({"m.yaml": NS + POD, "t.yaml": text}, check("m.yaml", "t.yaml"))
+
+
 def with_files(files: dict[str, str | bytes], then: Callable[[Path], Any]
                ) -> Callable[[Path], Any]:
     run = then
@@ -207,9 +212,8 @@ CASES = [
          "{tmp}/m.yaml: line 1, column 5: YAML anchors and aliases (&name, *name, <<: *name) "
          "are not accepted (hint: write the repeated part out in full)"),
     Case("aliases in a traffic file's headers",
-         with_files({"m.yaml": NS + POD, "t.yaml": "- {from: shop/p, to: shop/p, port: 80, "
-                     "http: {headers: &h {a: b}}}\n- {from: shop/p, to: shop/p, port: 80, "
-                     "http: {headers: *h}}\n"}, check("m.yaml", "t.yaml")),
+         traffic("- {from: shop/p, to: shop/p, port: 80, http: {headers: &h {a: b}}}\n"
+                 "- {from: shop/p, to: shop/p, port: 80, http: {headers: *h}}\n"),
          "{tmp}/t.yaml: line 1, column 56: YAML anchors and aliases (&name, *name, <<: *name) "
          "are not accepted (hint: write the repeated part out in full)"),
     Case("deeply nested flow YAML", write("m.yaml", "[" * 5000 + "]" * 5000,
@@ -266,18 +270,17 @@ CASES = [
          "\")"),
     # -- traffic files ---------------------------------------------------------------------
     Case("a traffic item naming an unknown pod",
-         with_files({"m.yaml": NS + POD, "t.yaml": "- {from: shop/p, to: shop/p, port: 80}\n"
-                     "- {from: shop/p, to: shop/nope, port: 80}\n"}, check("m.yaml", "t.yaml")),
+         traffic("- {from: shop/p, to: shop/p, port: 80}\n"
+                 "- {from: shop/p, to: shop/nope, port: 80}\n"),
          "{tmp}/t.yaml: traffic: [1].to: no pod shop/nope in the manifests (hint: known pods: "
          "shop/p)"),
     Case("a binary traffic file",
-         with_files({"m.yaml": NS + POD, "t.yaml": b"\xfe\xff\x00-"}, check("m.yaml", "t.yaml")),
+         traffic(b"\xfe\xff\x00-"),
          "{tmp}/t.yaml: the traffic file is not UTF-8 text (byte 0xfe at offset 0) (hint: save "
          "it as UTF-8; binary files cannot be read as YAML or JSON)"),
     Case("header values that are not strings",
-         with_files({"m.yaml": NS + POD, "t.yaml": "- {from: shop/p, to: shop/p, port: 80, "
-                     "http: {headers: {x: [1]}}}\n"}, check("m.yaml", "t.yaml")),
-         "{tmp}/t.yaml: traffic: [0].http.headers.'x': label values must be strings (hint: "
+         traffic("- {from: shop/p, to: shop/p, port: 80, http: {headers: {x: [1]}}}\n"),
+         "{tmp}/t.yaml: traffic: [0].http.headers.'x': header values must be strings (hint: "
          "quote values such as \"true\" or \"1\")"),
     # -- kubeconfigs ------------------------------------------------------------------------
     Case("binary kubeconfig", kubeconfig(b"\x00\xff\xfe"),
