@@ -28,6 +28,7 @@ from pathlib import Path
 from labkit.backends.sim.store import home, write_atomic
 from labkit.errors import LabkitError, ToolError
 from labkit.images import archive_name, split_ref
+from labkit.inputs import read_tar_member, read_text
 from labkit.tools import process
 
 Runner = Callable[..., process.Result]
@@ -111,8 +112,6 @@ def append_to_archive(path: Path, pins: Mapping[str, str]) -> None:
 
 def read_archive(path: Path) -> dict[str, str]:
     """The pins a bundle carries; {} for a bundle without them (or with a broken record)."""
-    from labkit.inputs import read_tar_member
-
     try:
         return from_json(read_tar_member(path, MEMBER, limit=MAX_PINS_BYTES).decode())
     except (KeyError, ValueError, tarfile.TarError, OSError, LabkitError):
@@ -123,8 +122,8 @@ def read_archive(path: Path) -> dict[str, str]:
 def stored() -> dict[str, str]:
     """The pins ``labkit images load`` recorded here; {} when none (or unreadable)."""
     try:
-        return from_json(pins_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        return from_json(read_text(pins_path(), limit=MAX_PINS_BYTES))
+    except (ValueError, LabkitError):
         return {}
 
 

@@ -82,6 +82,13 @@ class ParseContext:
             raise self.error(field, f"expected a string, got {_kind_of(value)}")
         return value
 
+    def value_string(self, value: Any, field: str) -> str:
+        """A string item of a list: null, numbers and booleans are refused (quote them)."""
+        if not isinstance(value, str):
+            raise self.error(field, f"expected a string, got {_kind_of(value)}",
+                             hint="quote values such as \"true\", \"1\" or \"null\"")
+        return value
+
     def integer(self, value: Any, field: str, *, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(field, f"expected an integer, got {_kind_of(value)}")
@@ -148,7 +155,7 @@ class ParseContext:
             if op not in OPERATORS:
                 raise self.error(f"{where}.operator", f"invalid operator {op!r}",
                                  hint=f"use one of {', '.join(OPERATORS)}")
-            values = tuple(self.string(v, f"{where}.values[{j}]", required=True) for j, v in
+            values = tuple(self.value_string(v, f"{where}.values[{j}]") for j, v in
                            enumerate(self.sequence(e.get("values"), f"{where}.values")))
             if op in ("In", "NotIn") and not values:
                 raise self.error(f"{where}.values", f"operator {op} needs at least one value")

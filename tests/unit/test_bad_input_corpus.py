@@ -229,7 +229,8 @@ CASES = [
          write("m.yaml", NS + netpol("{matchExpressions: [{key: app, operator: In, "
                                      "values: [null, 1, true]}]}"), matrix_of("m.yaml")),
          "{tmp}/m.yaml: NetworkPolicy shop/np: spec.podSelector.matchExpressions[0].values[0]: "
-         "is required"),
+         "expected a string, got nothing (hint: quote values such as \"true\", \"1\" or "
+         "\"null\")"),
     Case("label value with a space and '!'",
          write("m.yaml", NS + POD.replace("{app: p}", "{app: 'hello world!'}"),
                matrix_of("m.yaml")),
