@@ -111,3 +111,18 @@ def test_the_client_config_holds_only_the_approved_entries(tmp_path: Path) -> No
     # relative file names are the kubeconfig's own folder's, as kubectl reads them
     assert cfg["clusters"][0]["cluster"]["certificate-authority"] == str(tmp_path / "ca.crt")
     assert "prod-secret" not in str(cfg)
+
+
+@pytest.mark.parametrize("field", ["exec", "auth-provider"])
+def test_a_lab_user_that_runs_a_program_is_refused_before_any_client_exists(
+        tmp_path: Path, field: str) -> None:
+    marker = tmp_path / "ran"
+    path = write(tmp_path / "config", "https://127.0.0.1:40123")
+    data = yaml.safe_load(path.read_text())
+    data["users"][0]["user"] = {field: {"apiVersion": "client.authentication.k8s.io/v1",
+                                        "command": "touch", "args": [str(marker)],
+                                        "name": "oidc"}}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ContextRefused, match=f"user entry with {field}"):
+        check_context(load_kubeconfig([path]), "cni-lab")
+    assert not marker.exists()

@@ -34,6 +34,9 @@ FILE_FIELDS = {"clusters": ("certificate-authority",),
 #: than the 127.0.0.1 address the guard approved (a proxy in front of it, or a TLS name
 #: checked against another machine's certificate).
 REMOTE_FIELDS = ("proxy-url", "tls-server-name")
+#: User fields a lab context may not have: kind writes a client certificate, and these run a
+#: program (exec) or an auth plugin the moment a client is built from the entry.
+PLUGIN_FIELDS = ("exec", "auth-provider")
 
 
 def kubeconfig_paths() -> list[Path]:
@@ -176,6 +179,13 @@ def check_context(kubeconfig: dict[str, Any], cluster_name: str, *,
                 hint=f"`kind export kubeconfig --name {cluster_name}` restores the real entry")
     user_ref = ctx.get("user", "")
     users = [u for u in kubeconfig.get("users", []) if u.get("name") == user_ref][:1]
+    user = users[0].get("user") if users else None
+    for key in PLUGIN_FIELDS:
+        if isinstance(user, dict) and user.get(key):
+            raise ContextRefused(
+                f"kube context '{wanted}' uses a user entry with {key}, which runs a program or "
+                "plugin; a kind cluster's user is a client certificate, so labkit refuses it",
+                hint=f"`kind export kubeconfig --name {cluster_name}` restores the real entry")
     client_config = {
         "apiVersion": "v1", "kind": "Config", "current-context": wanted,
         "contexts": [{"name": wanted, "context": dict(ctx)}],
