@@ -101,6 +101,8 @@ class CourseReport:
         return self.table()._repr_html_()
 
     def to_html(self) -> str:
+        from labkit.inputs import dumps
+
         # "./" + percent-encoding: a relative link whatever the file is called (a notebook
         # named "javascript:..." stays a file name, not a script).
         links = "".join(
@@ -113,7 +115,7 @@ class CourseReport:
             f"<title>CNI Lab run: {escape(self.backend)}</title></head>"
             "<body style='font-family:sans-serif'>"
             f"{self._repr_html_()}<h4>Executed notebooks</h4><ul>{links}</ul>"
-            f"<h4>Parameters</h4><pre>{escape(json.dumps(self.parameters, indent=2))}</pre>"
+            f"<h4>Parameters</h4><pre>{escape(dumps(self.parameters, indent=2))}</pre>"
             "</body></html>"
         )
 
