@@ -356,8 +356,10 @@ def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: Cours
                 kernel_name="python3",
                 progress_bar=False, cwd=str(path.parent.resolve()),
                 execution_timeout=timeout, **progress.hooks(total),
-                # ipykernel warns on every start about its TCP transport; keep logs readable
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # ipykernel warns on every start about its TCP transport, and logs a traceback
+                # when Ctrl-C closes its sockets mid-cell; a kernel that dies is reported by
+                # papermill (DeadKernelError) anyway: keep logs readable
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
             error, cell = _failure(exc)
