@@ -106,3 +106,14 @@ def test_wrong_types_in_the_state_file_are_refused_on_load(edit, why) -> None:  
     path.write_text(json.dumps(data))
     with pytest.raises(ClusterError, match=why):
         Lab("flannel", backend="sim").status()
+
+
+def test_a_fifo_in_place_of_the_state_file_does_not_hang(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = store.path_for("cni-lab")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    with pytest.raises(ClusterError, match="is not a regular file"):
+        Lab("flannel", backend="sim").status()
+    assert cli(["down", "flannel", "--backend", "sim"]) == 0
+    assert not path.exists()

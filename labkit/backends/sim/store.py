@@ -128,7 +128,9 @@ def read(path: Path) -> tuple[Any, str, Signature]:
     file, too big, not UTF-8 or not strict JSON (see labkit.inputs)."""
     from labkit import inputs
 
-    with path.open("rb") as f:  # stat the file we read, even if replaced meanwhile
+    # Non-blocking open: a FIFO put in its place must not hang the reader. fstat the file we
+    # read, even if it is replaced meanwhile.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode) or st.st_size > inputs.MAX_FILE_BYTES:
             raise LabkitError(f"{path} is not a regular file of at most "
