@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,6 @@ def read_tar_member(archive: str | Path, name: str, *, limit: int) -> bytes:
     Raises KeyError when there is no such member, ManifestError when it is too big or not a
     regular file, and tarfile.TarError/OSError for an unreadable archive.
     """
-    import tarfile
-
     with tarfile.open(archive) as tar:
         member = tar.getmember(name)
         if not member.isfile():

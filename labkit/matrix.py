@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from labkit.display.render import Rendered
-from labkit.errors import CheckFailed
+from labkit.errors import CheckFailed, ManifestError
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy.engine import Engine
 
@@ -100,8 +100,6 @@ MAX_CELLS = 250_000
 
 def check_matrix_size(sources: int, destinations: int, ports: int) -> None:
     """ManifestError when a matrix would exceed :data:`MAX_CELLS`, before any is computed."""
-    from labkit.errors import ManifestError
-
     cells = sources * destinations * ports
     if cells > MAX_CELLS:
         raise ManifestError(

@@ -16,7 +16,8 @@ from labkit.inputs import dumps, read_text, yaml_document
 from labkit.matrix import ConnectivityMatrix
 from labkit.model import HttpRequest, Traffic, parse_endpoint
 from labkit.policy.engine import CNIS, Engine, served_kinds
-from labkit.policy.parse import ParseContext, parse_documents, read_documents
+from labkit.policy.kinds import parse_documents, read_documents
+from labkit.policy.parse import ParseContext
 from labkit.policy.state import build_state
 
 DEFAULT_CNI = "cilium"

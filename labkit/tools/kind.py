@@ -6,6 +6,7 @@ assert the exact argv; real callers use the default.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,8 +50,6 @@ def create_cluster(name: str, config: Path, *, run: Runner = process.run,
         try:
             delete_cluster(name, run=run)
         except ToolError:
-            import sys
-
             print(f"labkit: could not delete the half-created cluster; run `kind delete "
                   f"cluster --name {name}`", file=sys.stderr)
         raise

@@ -55,6 +55,18 @@ def which(tool: str) -> str | None:
     return shutil.which(tool)
 
 
+def resolve(argv: Sequence[str], what: str) -> str:
+    """The program to start for ``argv``: its path, or ToolNotFound with the install hint."""
+    if not argv:
+        raise ValueError(f"{what}() needs a command")
+    tool = argv[0]
+    path = which(tool) if os.sep not in tool else tool
+    if path is None:
+        raise ToolNotFound(f"'{tool}' is not installed or not on PATH", command=shlex.join(argv),
+                           hint=INSTALL_HINTS.get(tool, f"install {tool}"))
+    return path
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -69,16 +81,8 @@ def run(
     Raises ToolNotFound when the program is missing, and ToolError when it
     times out or (with ``check``) exits non-zero.
     """
-    if not argv:
-        raise ValueError("run() needs a command")
+    path = resolve(argv, "run")
     tool = argv[0]
-    path = which(tool) if os.sep not in tool else tool
-    if path is None:
-        raise ToolNotFound(
-            f"'{tool}' is not installed or not on PATH",
-            command=shlex.join(argv),
-            hint=INSTALL_HINTS.get(tool, f"install {tool}"),
-        )
     full_env = {**os.environ, **env} if env else None
     try:
         proc = subprocess.run(
@@ -162,13 +166,8 @@ class Background:
 
 def background(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Background:
     """Start ``argv`` and return at once; see :class:`Background`. ToolNotFound if missing."""
-    if not argv:
-        raise ValueError("background() needs a command")
+    path = resolve(argv, "background")
     tool = argv[0]
-    path = which(tool) if os.sep not in tool else tool
-    if path is None:
-        raise ToolNotFound(f"'{tool}' is not installed or not on PATH", command=shlex.join(argv),
-                           hint=INSTALL_HINTS.get(tool, f"install {tool}"))
     # The files outlive this function: Background closes them when the program is reaped.
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
     try:

@@ -9,8 +9,8 @@ import pytest
 
 from labkit.errors import ManifestError
 from labkit.model import ClusterState, HttpRequest
-from labkit.policy.cilium_l7 import HttpRule
-from labkit.policy.parse import parse_text
+from labkit.policy.cilium.l7 import HttpRule
+from labkit.policy.kinds import parse_text
 
 POLICY = """
 apiVersion: cilium.io/v2

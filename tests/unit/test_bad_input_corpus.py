@@ -23,8 +23,8 @@ import pytest
 from labkit.backends.kind.guard import load_kubeconfig
 from labkit.backends.sim.backend import CLUSTERS
 from labkit.cli import main
+from labkit.course.images.bundle import archive_refs
 from labkit.errors import LabkitError
-from labkit.image_bundle import archive_refs
 from labkit.lab import Lab
 
 NS = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n"
@@ -162,7 +162,7 @@ def _stage_named(name: str) -> Callable[[Path], None]:
     def make(tmp: Path) -> None:
         import shutil
 
-        from labkit.backends.stage import environments_dir
+        from labkit.environments import environments_dir
 
         shutil.copytree(environments_dir(), tmp / "envs")
         stage = tmp / "envs" / "stages" / "evil"
@@ -379,10 +379,9 @@ CASES = [
          "and kube-public)"),
     Case("deleting calico-system while Calico runs", sim_lab(lambda lab: lab.delete(
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: calico-system}\n"), cni="calico"),
-         "deleting Namespace calico-system: it belongs to the Tigera operator, which keeps it "
-         "(its ServiceAccounts carry the tigera.io/cni-protector finalizer: the namespace "
-         "would stay Terminating) [simulated] (hint: delete the Installation 'default' to "
-         "remove Calico)"),
+         "deleting Namespace calico-system: calico's operator keeps it while calico is "
+         "installed (a finalizer holds it: the namespace would stay Terminating) [simulated] "
+         "(hint: delete the Installation 'default' (the operator then removes Calico))"),
     # -- stages ------------------------------------------------------------------------------
     Case("a stage whose cluster name is a path", special(
         _stage_named("../../../tmp/x"), cli("up", "evil", "--backend", "sim")),

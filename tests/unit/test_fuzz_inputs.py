@@ -31,15 +31,16 @@ from hypothesis import strategies as st
 from labkit.backends.kind.guard import check_context, load_kubeconfig
 from labkit.backends.sim import store
 from labkit.backends.sim.backend import CLUSTERS
-from labkit.backends.stage import environments_dir, render
+from labkit.environments import environments_dir, render
 from labkit.errors import LabkitError
-from labkit.k8s import KubeClient
 from labkit.lab import Lab
 from labkit.matrix import ConnectivityMatrix
 from labkit.policy import Engine, build_state
 from labkit.policy.cli import check_endpoints, read_traffic
 from labkit.policy.engine import CNIS
-from labkit.policy.parse import documents_of, parse_documents
+from labkit.policy.kinds import parse_documents
+from labkit.policy.parse import documents_of
+from labkit.tools.k8s import KubeClient
 
 FUZZ = settings(max_examples=int(os.environ.get("LABKIT_FUZZ_EXAMPLES", "60")),
                 deadline=timedelta(seconds=2), derandomize=True, database=None,

@@ -11,12 +11,14 @@ import pytest
 
 from labkit import cli
 from labkit.backends.kind import KindBackend
-from labkit.backends.stage import Stage, environments_dir
+from labkit.environments import Stage, environments_dir
 from labkit.errors import ManifestError
 from labkit.lab import Lab
 from tests.unit.kindfakes import FakeRunner
 
 DELETE = ["kind", "delete", "cluster", "--name"]
+#: The node-image lookup (docker inspect), replaced: these tests run no Docker.
+KIND_IMAGE = "labkit.backends.kind.backend.node_image_for_kind"
 
 
 class InterruptedCreate(FakeRunner):
@@ -32,7 +34,7 @@ class InterruptedCreate(FakeRunner):
 
 def test_ctrl_c_during_kind_create_deletes_the_half_made_cluster(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("labkit.image_pins.node_image_for_kind", lambda image, run: (image, ""))
+    monkeypatch.setattr(KIND_IMAGE, lambda image, run: (image, ""))
     run = InterruptedCreate()
     b = KindBackend(Stage.load("flannel"), run=run, workdir=tmp_path / "work")
     with pytest.raises(KeyboardInterrupt):
@@ -54,7 +56,7 @@ def two_stage_environments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
 def test_down_all_deletes_only_the_clusters_labkit_recorded_creating(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         two_stage_environments: Path) -> None:
-    monkeypatch.setattr("labkit.image_pins.node_image_for_kind", lambda image, run: (image, ""))
+    monkeypatch.setattr(KIND_IMAGE, lambda image, run: (image, ""))
     cilium = Stage.load("cilium").cluster_name
     run = FakeRunner([cilium])  # someone else's cluster with the cilium stage's name
     backends = {s: KindBackend(Stage.load(s), run=run, workdir=tmp_path / "work" / s,

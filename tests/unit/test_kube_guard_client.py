@@ -14,9 +14,9 @@ import yaml
 
 from labkit.backends.kind import KindBackend
 from labkit.backends.kind.guard import check_context, kubeconfig_paths, load_kubeconfig
-from labkit.backends.stage import Stage
+from labkit.environments import Stage
 from labkit.errors import ContextRefused
-from labkit.k8s import KubeClient
+from labkit.tools.k8s import KubeClient
 from tests.unit.kindfakes import FakeRunner
 
 LAB = "kind-cni-lab"

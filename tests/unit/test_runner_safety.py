@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from labkit.cli import main
+from labkit.course.runner import CourseReport, NotebookResult, parse_parameter, run_course
 from labkit.errors import LabkitError
-from labkit.runner import CourseReport, NotebookResult, parse_parameter, run_course
 
 FIXTURES = Path(__file__).resolve().parents[1] / "notebooks" / "fixtures"
 

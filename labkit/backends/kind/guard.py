@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from labkit import inputs
 from labkit.errors import ContextRefused, LabkitError
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -55,8 +56,6 @@ def kubeconfig_paths() -> list[Path]:
 
 def _read(path: Path) -> dict[str, Any] | None:
     """One kubeconfig file as a dict (None when it does not exist), or ContextRefused."""
-    from labkit import inputs
-
     if not path.exists() and not path.is_symlink():
         return None  # kubectl skips missing files of the list too
     try:

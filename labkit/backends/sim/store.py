@@ -18,26 +18,19 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from labkit import inputs
 from labkit.errors import ClusterError, LabkitError
+from labkit.tools.files import home, write_atomic
 
 #: Identifies one version of a state file: (inode, mtime in ns, size); None when absent.
 Signature = tuple[int, int, int] | None
-
-
-def home() -> Path:
-    """labkit's own state folder (``LABKIT_HOME``, else the XDG cache folder)."""
-    explicit = os.environ.get("LABKIT_HOME")
-    if explicit:
-        return Path(explicit).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "labkit"
 
 
 def folder() -> Path:
@@ -57,9 +50,7 @@ def signature(path: Path) -> Signature:
 
 
 def dumps(data: dict[str, Any]) -> str:
-    from labkit.inputs import dumps as strict_dumps
-
-    return strict_dumps(data, indent=1) + "\n"
+    return inputs.dumps(data, indent=1) + "\n"
 
 
 #: Locks this process holds: cluster name -> (open lock file, depth). Re-entrant, because a
@@ -97,22 +88,6 @@ def locked(cluster: str) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename: readers never see half a file.
-
-    Raises OSError; callers say what they were saving.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write(path: Path, text: str) -> Signature:
     """Write ``text`` atomically; returns the new file's signature."""
     try:
@@ -126,8 +101,6 @@ def write(path: Path, text: str) -> Signature:
 def read(path: Path) -> tuple[Any, str, Signature]:
     """(parsed JSON, text, signature) of a state file; LabkitError when it is not a regular
     file, too big, not UTF-8 or not strict JSON (see labkit.inputs)."""
-    from labkit import inputs
-
     # Non-blocking open: a FIFO put in its place must not hang the reader. fstat the file we
     # read, even if it is replaced meanwhile.
     with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
@@ -148,8 +121,6 @@ def remove(cluster: str) -> bool:
     except FileNotFoundError:
         return False
     except IsADirectoryError:
-        import shutil
-
         shutil.rmtree(path_for(cluster))
     return True
 
