@@ -16,8 +16,8 @@ from labkit.inputs import dumps, read_text, yaml_document
 from labkit.matrix import ConnectivityMatrix
 from labkit.model import HttpRequest, Traffic, parse_endpoint
 from labkit.policy.engine import CNIS, Engine, served_kinds
-from labkit.policy.kinds import parse_documents, read_documents
-from labkit.policy.parse import ParseContext
+from labkit.policy.kinds import parse_documents
+from labkit.policy.parse import ParseContext, read_documents
 from labkit.policy.state import build_state
 
 DEFAULT_CNI = "cilium"
