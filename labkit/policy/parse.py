@@ -161,6 +161,12 @@ class ParseContext:
                 raise self.error(f"{where}.values", f"operator {op} needs at least one value")
             if op in ("Exists", "DoesNotExist") and values:
                 raise self.error(f"{where}.values", f"operator {op} takes no values")
+            for j, value in enumerate(values if keys else ()):
+                # apimachinery's ValidateLabelSelectorRequirement checks each value as a label
+                # value (unless an old object already held an invalid one).
+                problem = label_value_problem(value)
+                if problem:
+                    raise self.error(f"{where}.values[{j}]", problem, hint=LABEL_HINT)
             reqs.append(Requirement(key, op, values))
         return LabelSelector(tuple(sorted(labels.items())), tuple(reqs))
 

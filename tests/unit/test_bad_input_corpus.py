@@ -253,6 +253,15 @@ CASES = [
          "must start and end with an alphanumeric character (hint: label keys are "
          "[prefix/]name, values at most 63 characters of letters, digits, '-', '_' and '.', "
          "starting and ending with a letter or digit)"),
+    Case("an In value the API server refuses",
+         write("m.yaml", NS + netpol("{matchExpressions: [{key: app, operator: In, "
+                                     "values: ['a b']}]}"), matrix_of("m.yaml")),
+         "{tmp}/m.yaml: NetworkPolicy shop/np: spec.podSelector.matchExpressions[0].values[0]: "
+         "Invalid value: 'a b': a valid label must be an empty string or consist of "
+         "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+         "alphanumeric character (hint: label keys are [prefix/]name, values at most 63 "
+         "characters of letters, digits, '-', '_' and '.', starting and ending with a letter or "
+         "digit)"),
     # -- patterns that hang a backtracking engine -------------------------------------------
     Case("Cilium path '/a++' (RE2 refuses possessive quantifiers)",
          write("m.yaml", NS + cilium_path("/a++"), matrix_of("m.yaml")),
