@@ -14,7 +14,7 @@ YAML goes through :func:`yaml_documents`: safe, duplicate keys refused (kubectl'
 field validation), anchors and aliases refused (a few nested aliases expand to gigabytes,
 and ``kubectl apply`` sends the API server plain JSON anyway). JSON goes through
 :func:`json_value`: strict (no ``NaN``/``Infinity``, which no JSON parser outside
-Python reads) and bounded in depth. Each failure is one :class:`ManifestError` naming
+Python reads), and nesting too deep for the parser is an error, not a crash. Each failure is one :class:`ManifestError` naming
 the file, the place and the fix.
 """
 
@@ -33,7 +33,7 @@ from labkit.errors import ManifestError
 
 #: The largest file labkit reads (bytes). Documented in the README ("Limits").
 MAX_FILE_BYTES = 16 * 1024 * 1024
-#: How deeply YAML or JSON may nest. Kubernetes objects nest about 15 levels deep.
+#: How deeply YAML may nest. Kubernetes objects nest about 15 levels deep.
 MAX_DEPTH = 100
 #: Longest piece of a user's value quoted back in an error message.
 QUOTE_CHARS = 80
