@@ -39,7 +39,7 @@ from labkit.policy import Engine, build_state
 from labkit.policy.cli import check_endpoints, read_traffic
 from labkit.policy.engine import CNIS
 from labkit.policy.kinds import parse_documents
-from labkit.policy.parse import documents_of
+from labkit.policy.parse import documents_of, read_documents
 from labkit.tools.k8s import KubeClient
 
 FUZZ = settings(max_examples=int(os.environ.get("LABKIT_FUZZ_EXAMPLES", "60")),
@@ -162,8 +162,6 @@ def test_manifests(tmp_path: Path, data: st.DataObject, cni: str) -> None:
     path = write(tmp_path / "m.yaml", content)
 
     def judge() -> None:
-        from labkit.policy.parse import read_documents
-
         objects = parse_documents([*documents_of(SHOP, "shop"), *read_documents([path])])
         engine = Engine(build_state(objects), cni)
         pods = sorted(engine.state.pods)
