@@ -14,8 +14,8 @@ YAML goes through :func:`yaml_documents`: safe, duplicate keys refused (kubectl'
 field validation), anchors and aliases refused (a few nested aliases expand to gigabytes,
 and ``kubectl apply`` sends the API server plain JSON anyway). JSON goes through
 :func:`json_value`: strict (no ``NaN``/``Infinity``, which no JSON parser outside
-Python reads), and nesting too deep for the parser is an error, not a crash. Each failure is one :class:`ManifestError` naming
-the file, the place and the fix.
+Python reads), and nesting too deep for the parser is an error, not a crash. Each failure
+is one :class:`ManifestError` naming the file, the place and the fix.
 """
 
 from __future__ import annotations

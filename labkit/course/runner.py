@@ -33,7 +33,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import nbformat
+
 from labkit import inputs
+from labkit.course.kernel import QuietShutdownKernelManager
 from labkit.display import Table, escape, simulated_banner
 from labkit.errors import LabkitError
 from labkit.lab import choose_backend
@@ -53,6 +56,8 @@ class NotebookResult:
     error: str | None = None
     cell: int | None = None  # 1-based position of the failing cell in the executed notebook
     output: str = ""
+    #: The executed notebook rendered as a web page (nbconvert), which a browser can show.
+    html: str = ""
 
 
 @dataclass
@@ -103,11 +108,10 @@ class CourseReport:
         return self.table()._repr_html_()
 
     def to_html(self) -> str:
-        # "./" + percent-encoding: a relative link whatever the file is called (a notebook
-        # named "javascript:..." stays a file name, not a script).
         links = "".join(
-            f'<li><a href="./{escape(urllib.parse.quote(Path(n.output).name))}">'
-            f"{escape(n.name)}</a></li>"
+            "<li>" + (f'<a href="{_href(n.html)}">{escape(n.name)}</a>' if n.html
+                      else escape(n.name))
+            + f' ({escape(n.status)}; <a href="{_href(n.output)}">.ipynb</a>)</li>'
             for n in self.notebooks if n.output
         )
         return (
@@ -118,6 +122,12 @@ class CourseReport:
             f"<h4>Parameters</h4><pre>{escape(inputs.dumps(self.parameters, indent=2))}</pre>"
             "</body></html>"
         )
+
+
+def _href(path: str) -> str:
+    """A link to a file of the output folder: "./" and percent-encoding make it relative
+    whatever the file is called (a notebook named "javascript:..." stays a file name)."""
+    return f"./{escape(urllib.parse.quote(Path(path).name))}"
 
 
 def parse_parameter(text: str) -> tuple[str, Any]:
@@ -352,6 +362,9 @@ def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: Cours
                 # when Ctrl-C closes its sockets mid-cell; a kernel that dies is reported by
                 # papermill (DeadKernelError) anyway: keep logs readable
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                # no SIGINT at shutdown: it made ipykernel log "KeyboardInterrupt caught in
+                # kernel" after a notebook that passed (labkit/course/kernel.py)
+                kernel_manager_class=QuietShutdownKernelManager,
             )
         except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
             error, cell = _failure(exc)
@@ -362,13 +375,32 @@ def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: Cours
             raise
         seconds = round(time.monotonic() - started, 2)
         status = "failed" if error else "passed"
+        page = render_html(target)
         report.notebooks.append(NotebookResult(path.stem, status, seconds, error, cell,
-                                               str(target)))
+                                               str(target), str(page) if page else ""))
         progress.say(f"[{i}/{len(paths)}] {path.stem} {status.upper()} in {seconds:.1f}s"
                      + (f"\n      {error}" if error else ""))
         _write(report, out)
         if error and fail_fast:
             break
+
+
+def render_html(notebook: Path) -> Path | None:
+    """``NAME.html`` next to an executed notebook (nbconvert's lab template), so the report
+    links to pages a browser shows; None when the notebook was not written (it failed to
+    start) or cannot be rendered."""
+    if not notebook.is_file():
+        return None
+    from nbconvert import HTMLExporter  # lazy: slow to import, needed for the report only
+
+    try:
+        body, _ = HTMLExporter(template_name="lab").from_notebook_node(
+            nbformat.read(notebook, as_version=4))
+    except Exception:  # noqa: BLE001 - the .ipynb is still linked; a page is a convenience
+        return None
+    page = notebook.with_suffix(".html")
+    page.write_text(body, encoding="utf-8")
+    return page
 
 
 def _declared(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:

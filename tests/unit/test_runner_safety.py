@@ -166,10 +166,12 @@ def test_parameters_are_strict_json() -> None:
 
 def test_report_html_links_are_relative_and_quoted() -> None:
     r = CourseReport("sim", {}, [NotebookResult("javascript:alert(1)", "passed", 1.0,
-                                                output="out/javascript:alert(1).ipynb"),
+                                                output="out/javascript:alert(1).ipynb",
+                                                html="out/javascript:alert(1).html"),
                                  NotebookResult("a b\"c", "passed", 1.0,
                                                 output="out/a b\"c.ipynb")])
     html = r.to_html()
     assert '<a href="./javascript%3Aalert%281%29.ipynb">' in html
+    assert '<a href="./javascript%3Aalert%281%29.html">' in html
     assert '<a href="./a%20b%22c.ipynb">' in html
     assert "href=javascript" not in html and 'href="javascript' not in html
