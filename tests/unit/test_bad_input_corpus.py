@@ -87,6 +87,20 @@ def write(name: str, content: str | bytes, then: Callable[[Path], Any]) -> Calla
     return run
 
 
+#: The hint of every label-syntax refusal.
+LABEL_HINT = ("(hint: label keys are [prefix/]name, values at most 63 characters of letters, "
+              "digits, '-', '_' and '.', starting and ending with a letter or digit)")
+#: The API server's rule for label values, as it words it.
+LABEL_RULE = ("a valid label must be an empty string or consist of alphanumeric characters, "
+              "'-', '_' or '.', and must start and end with an alphanumeric character")
+
+
+def in_values(values: str) -> Callable[[Path], Any]:
+    """A NetworkPolicy whose podSelector has ``app In <values>``, through policy matrix."""
+    return write("m.yaml", NS + netpol("{matchExpressions: [{key: app, operator: In, "
+                                       f"values: {values}}}]}}"), matrix_of("m.yaml"))
+
+
 def matrix_of(name: str) -> Callable[[Path], Any]:
     return cli("policy", "matrix", "{tmp}/" + name)
 
@@ -225,43 +239,28 @@ CASES = [
          "{tmp}/m.yaml: line 101, column 101: nested more than 100 levels deep (hint: "
          "Kubernetes objects nest far less; check the file)"),
     # -- strings where strings are meant, and the API server's label rules ------------------
-    Case("values: [null, 1, true]",
-         write("m.yaml", NS + netpol("{matchExpressions: [{key: app, operator: In, "
-                                     "values: [null, 1, true]}]}"), matrix_of("m.yaml")),
+    Case("values: [null, 1, true]", in_values("[null, 1, true]"),
          "{tmp}/m.yaml: NetworkPolicy shop/np: spec.podSelector.matchExpressions[0].values[0]: "
          "expected a string, got nothing (hint: quote values such as \"true\", \"1\" or "
          "\"null\")"),
     Case("label value with a space and '!'",
          write("m.yaml", NS + POD.replace("{app: p}", "{app: 'hello world!'}"),
                matrix_of("m.yaml")),
-         "{tmp}/m.yaml: Pod shop/p: metadata.labels: Invalid value: 'hello world!': a valid "
-         "label must be an empty string or consist of alphanumeric characters, '-', '_' or "
-         "'.', and must start and end with an alphanumeric character (hint: label keys are "
-         "[prefix/]name, values at most 63 characters of letters, digits, '-', '_' and '.', "
-         "starting and ending with a letter or digit)"),
+         "{tmp}/m.yaml: Pod shop/p: metadata.labels: Invalid value: 'hello world!': "
+         + LABEL_RULE + " " + LABEL_HINT),
     Case("64-character label value",
          write("m.yaml", NS + POD.replace("{app: p}", "{app: " + "a" * 64 + "}"),
                matrix_of("m.yaml")),
          "{tmp}/m.yaml: Pod shop/p: metadata.labels: Invalid value: '" + "a" * 64 + "': must "
-         "be no more than 63 characters (hint: label keys are [prefix/]name, values at most 63 "
-         "characters of letters, digits, '-', '_' and '.', starting and ending with a letter or "
-         "digit)"),
+         "be no more than 63 characters " + LABEL_HINT),
     Case("label key 'bad key!'",
          write("m.yaml", NS + netpol("{matchLabels: {'bad key!': x}}"), matrix_of("m.yaml")),
          "{tmp}/m.yaml: NetworkPolicy shop/np: spec.podSelector.matchLabels: Invalid value: "
          "'bad key!': name part must consist of alphanumeric characters, '-', '_' or '.', and "
-         "must start and end with an alphanumeric character (hint: label keys are "
-         "[prefix/]name, values at most 63 characters of letters, digits, '-', '_' and '.', "
-         "starting and ending with a letter or digit)"),
-    Case("an In value the API server refuses",
-         write("m.yaml", NS + netpol("{matchExpressions: [{key: app, operator: In, "
-                                     "values: ['a b']}]}"), matrix_of("m.yaml")),
+         "must start and end with an alphanumeric character " + LABEL_HINT),
+    Case("an In value the API server refuses", in_values("['a b']"),
          "{tmp}/m.yaml: NetworkPolicy shop/np: spec.podSelector.matchExpressions[0].values[0]: "
-         "Invalid value: 'a b': a valid label must be an empty string or consist of "
-         "alphanumeric characters, '-', '_' or '.', and must start and end with an "
-         "alphanumeric character (hint: label keys are [prefix/]name, values at most 63 "
-         "characters of letters, digits, '-', '_' and '.', starting and ending with a letter or "
-         "digit)"),
+         "Invalid value: 'a b': " + LABEL_RULE + " " + LABEL_HINT),
     # -- patterns that hang a backtracking engine -------------------------------------------
     Case("Cilium path '/a++' (RE2 refuses possessive quantifiers)",
          write("m.yaml", NS + cilium_path("/a++"), matrix_of("m.yaml")),
