@@ -3,6 +3,7 @@
     labkit policy check MANIFEST [MANIFEST ...] --traffic FILE [--cni CNI] [--output json|text]
     labkit policy matrix MANIFEST [MANIFEST ...] [--port 80/TCP ...] [--cni CNI]
                                   [--output json|text|html]
+    labkit policy suggest --from-flows FILE [--dialect kubernetes|cilium]
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ManifestError
+from labkit.hubble.log import read_flows
+from labkit.hubble.suggest import suggest
 from labkit.inputs import dumps, read_text, yaml_document
 from labkit.matrix import ConnectivityMatrix
 from labkit.model import HttpRequest, Traffic, parse_endpoint
@@ -43,6 +46,15 @@ def register(subparsers: Any) -> None:
     matrix.add_argument("--cni", choices=CNIS, default=DEFAULT_CNI)
     matrix.add_argument("--output", choices=("json", "text", "html"), default="text")
     matrix.set_defaults(func=run_matrix)
+
+    suggest = sub.add_parser("suggest", help="least-privilege policies that allow exactly the "
+                             "forwarded flows of a Hubble capture")
+    suggest.add_argument("--from-flows", required=True, metavar="FILE",
+                         help="`hubble observe -o jsonpb` output (or `labkit hubble observe`)")
+    suggest.add_argument("--dialect", choices=("kubernetes", "cilium"), default="cilium",
+                         help="NetworkPolicy, or CiliumNetworkPolicy with the observed HTTP "
+                         "method and path (default cilium)")
+    suggest.set_defaults(func=run_suggest)
 
 
 def _engine(manifests: list[str], cni: str, exclude: Path | None = None) -> Engine:
@@ -83,6 +95,11 @@ def run_matrix(args: argparse.Namespace) -> int:
         print(m._repr_html_())
     else:
         print(m.to_text())
+    return 0
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    print(suggest(read_flows(args.from_flows).flows, args.dialect).to_yaml(), end="")
     return 0
 
 
