@@ -141,20 +141,21 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ign
 
 
 def _mapping_without_duplicates(loader: Any, node: yaml.MappingNode, deep: bool = False) -> Any:
+    """A mapping, each key constructed once (this runs for every object of every manifest)."""
     loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
+    out: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         try:
-            duplicate = key in seen
-            seen.add(key)
-        except TypeError as exc:  # a mapping or list used as a key ("? [a]: b")
+            duplicate = key in out
+        except TypeError:  # a mapping or list used as a key ("? [a]: b")
             raise yaml.constructor.ConstructorError(
-                None, None, "a key must be a string", key_node.start_mark) from exc
+                None, None, "a key must be a string", key_node.start_mark) from None
         if duplicate:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate field {quote(key)}", key_node.start_mark)
-    return loader.construct_mapping(node, deep=deep)
+        out[key] = loader.construct_object(value_node, deep=deep)
+    return out
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,

@@ -26,6 +26,7 @@ from labkit.cli import main
 from labkit.course.images.bundle import archive_refs
 from labkit.errors import LabkitError
 from labkit.lab import Lab
+from labkit.matrix import check_matrix_size
 
 NS = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n"
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, labels: {app: p}}\n"
@@ -427,3 +428,10 @@ def test_a_huge_value_is_never_echoed_back_whole(tmp_path: Path) -> None:
     with pytest.raises(LabkitError) as err:
         cli("policy", "matrix", str(path))(tmp_path)
     assert len(err.value.one_line()) < 5000
+
+
+def test_a_matrix_too_large_is_refused_before_it_is_computed() -> None:
+    check_matrix_size(10_000, 10_000, 1)
+    with pytest.raises(LabkitError, match="has 400,000,000 cells; labkit computes at most "
+                       "100,000,000"):
+        check_matrix_size(20_000, 20_000, 1)
