@@ -15,13 +15,17 @@ Each behaviour mirrors a documented real one (cited where it is modelled):
   default topology spreading), modelled as least-loaded first, ties by name.
 - ClusterIPs: ``kubernetes`` gets the first address of the service subnet and
   ``kube-dns`` the tenth (kubeadm); others a reproducible spot in the range
-  (the API server allocates at random).
+  (the API server allocates at random). ``kubernetes`` serves 443/TCP (``https``),
+  forwarded to the API server's 6443 on kind.
+- Every object gets a creation time (wall clock) when it first appears, as the API
+  server sets ``metadata.creationTimestamp``: kubectl's AGE is computed from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -45,6 +49,8 @@ from labkit.model import (
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
                      "reason:NetworkPluginNotReady message:Network plugin returns error: "
                      "cni plugin not initialized")
+#: Where creation times come from (tests replace it to get fixed AGEs).
+clock: Callable[[], float] = time.time
 SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
 DEFAULT_NAMESPACES = ("default", *SYSTEM_NAMESPACES)
 
@@ -107,6 +113,8 @@ class SimCluster:
     no_network: dict[str, str] = field(default_factory=dict)
     #: The applied manifest of each policy, by identity: what is saved, and parsed on load.
     policy_docs: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    #: When each object appeared (``object_key`` -> seconds since the epoch).
+    created: dict[str, float] = field(default_factory=dict)
     #: Called after every change (outside a batch): the sim backend saves the cluster there.
     on_change: Hook | None = field(default=None, repr=False, compare=False)
     #: What the backend last wrote or read for this cluster (its state file's bookkeeping).
@@ -153,7 +161,8 @@ class SimCluster:
         c._add_system_deployment("local-path-storage", "local-path-provisioner", 1,
                                  {"app": "local-path-provisioner"}, ())
         c.services["default/kubernetes"] = Service(
-            "default", "kubernetes", {}, (), cluster_ip=c._service_ip_at(1))
+            "default", "kubernetes", {}, (ServicePort(443, 6443, "TCP", "https"),),
+            cluster_ip=c._service_ip_at(1))
         c.services["kube-system/kube-dns"] = Service(
             "kube-system", "kube-dns", {"k8s-app": "kube-dns"},
             (ServicePort(53, 53, "UDP", "dns"), ServicePort(53, 53, "TCP", "dns-tcp")),
@@ -215,7 +224,8 @@ class SimCluster:
             self._generation += 1
             name = f"{deploy.name}-{thash}-{pod_suffix(f'{deploy.key}/{thash}/{index}')}"
             labels = {**deploy.labels, "pod-template-hash": thash}
-            pod = Pod(deploy.namespace, name, labels, ports=deploy.ports)
+            pod = Pod(deploy.namespace, name, labels, ports=deploy.ports,
+                      containers=deploy.containers)
             self._add_pod(pod, owner=f"Deployment {deploy.key}", pin_node=pin_node)
             mine.append(pod.key)
             index += 1
@@ -305,7 +315,24 @@ class SimCluster:
             sp.phase, sp.reason = "Running", ""
         for hook in list(self.hooks):
             hook(self)
+        self._stamp()
         self.changed()
+
+    def _stamp(self) -> None:
+        """Creation times for new objects; forget those of objects that are gone."""
+        from labkit.policy.state import identity
+
+        keys = [object_key("Node", "", n) for n in self.nodes]
+        keys += [object_key("Namespace", "", n) for n in self.namespaces]
+        keys += [object_key(kind, *key.split("/", 1)) for kind, objs in
+                 (("Pod", self.pods), ("Service", self.services),
+                  ("Deployment", self.deployments)) for key in objs]
+        keys += [object_key(*identity(p)) for p in self.policies]
+        now = clock()
+        self.created = {k: self.created.get(k, now) for k in keys}
+
+    def created_at(self, kind: str, namespace: str, name: str) -> float | None:
+        return self.created.get(object_key(kind, namespace, name))
 
     def _load(self, owner: str, node: str) -> tuple[int, int]:
         same = sum(1 for p in self.pods.values()
@@ -339,3 +366,8 @@ class SimCluster:
             nodes={n.name: n.row().node() for n in self.nodes.values()},
             policies=list(self.policies), pod_cidr=self.stage.pod_subnet,
             service_cidr=self.stage.service_subnet)
+
+
+def object_key(kind: str, namespace: str, name: str) -> str:
+    """How :attr:`SimCluster.created` names an object (policies: their identity)."""
+    return f"{kind}|{namespace}|{name}"
