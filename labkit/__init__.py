@@ -16,10 +16,25 @@ from labkit.errors import (
     ToolNotFound,
     UnknownKindError,
 )
-from labkit.lab import Lab, choose_backend
+from labkit.lab import Lab, choose_backend, current_lab
 from labkit.matrix import ConnectivityMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy import Engine, build_state, load_objects, parse_text
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext labkit``: the %kubectl, %helm, %cilium and %hubble magics (labkit.magics)."""
+    from labkit.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def command_ran(tool: str, *words: str, hint: str = "") -> object:
+    """The learner's last successful ``%tool`` command containing ``words``, else CheckFailed."""
+    from labkit.magics import command_ran as ran
+
+    return ran(tool, *words, hint=hint)
+
 
 __all__ = [
     "BackendUnsupported",
@@ -43,6 +58,9 @@ __all__ = [
     "Verdict",
     "build_state",
     "choose_backend",
+    "command_ran",
+    "current_lab",
+    "load_ipython_extension",
     "load_objects",
     "load_versions",
     "parse_text",

@@ -108,8 +108,16 @@ def as_list(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "metadata": {"resourceVersion": ""}}
 
 
+class _GoYamlDumper(yaml.SafeDumper):
+    """Quotes like go-yaml (which kubectl uses): double quotes where PyYAML picks single."""
+
+    def choose_scalar_style(self) -> str:
+        style = super().choose_scalar_style()
+        return '"' if style == "'" else style
+
+
 def to_yaml(obj: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(obj), sort_keys=True, default_flow_style=False)
+    return yaml.dump(dict(obj), Dumper=_GoYamlDumper, sort_keys=True, default_flow_style=False)
 
 
 def to_json(obj: Mapping[str, Any]) -> str:

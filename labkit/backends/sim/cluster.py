@@ -265,9 +265,30 @@ class SimCluster:
     def apply_service(self, svc: Service) -> None:
         old = self.services.get(svc.key)
         ip = svc.cluster_ip or (old.cluster_ip if old else "") or self._allocate_service_ip(svc)
-        self.services[svc.key] = replace(svc, cluster_ip=ip)
+        self.services[svc.key] = replace(svc, cluster_ip=ip, ports=self._node_ports(svc, old))
         self.namespaces.setdefault(svc.namespace, Namespace(svc.namespace))
         self.changed()
+
+    def _node_ports(self, svc: Service, old: Service | None) -> tuple[ServicePort, ...]:
+        """NodePort and LoadBalancer Services get a node port per port, from 30000-32767
+        (the API server's default --service-node-port-range; it picks at random, the sim at a
+        reproducible spot), kept across re-applies like the real allocation."""
+        if svc.type not in ("NodePort", "LoadBalancer"):
+            return svc.ports
+        kept = {(p.port, p.protocol): p.node_port for p in (old.ports if old else ())}
+        taken = {p.node_port for s in self.services.values() if s.key != svc.key
+                 for p in s.ports if p.node_port}
+        out = []
+        for p in svc.ports:
+            port = p.node_port or kept.get((p.port, p.protocol))
+            if port is None:
+                seed = int(hashlib.sha256(f"{svc.key}/{p.port}/{p.protocol}".encode())
+                           .hexdigest(), 16)
+                port = next(30000 + (seed + step) % 2768 for step in range(2768)
+                            if 30000 + (seed + step) % 2768 not in taken)
+            taken.add(port)
+            out.append(replace(p, node_port=port))
+        return tuple(out)
 
     def _service_ip_at(self, offset: int) -> str:
         return str(ipaddress.ip_network(self.stage.service_subnet).network_address + offset)

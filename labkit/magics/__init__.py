@@ -1,0 +1,154 @@
+"""IPython magics so that learners type the real commands: ``%kubectl``, ``%helm``, ``%cilium``,
+``%hubble``, and ``%%kubectl apply -f -`` with a YAML cell.
+
+``%load_ext labkit`` registers them. They act on the lab this session last created or
+opened (:func:`labkit.lab.current_lab`):
+
+- on **kind** the real program runs, guarded (:mod:`.guarded`): only ever against the lab's
+  own context, its output streamed into the cell as it comes;
+- on **sim** kubectl answers a documented subset from the model in kubectl's own format
+  (:mod:`.simulated`, :mod:`.curl`), labelled simulated; helm, cilium and hubble say that
+  the model has nothing for them. Anything outside the subset gets one clear message.
+
+A failing command (a curl that times out, a NotFound) prints what the tool prints, as in a
+terminal; a refused one (another context, a missing tool) stops the cell with one line.
+Every command is remembered (:data:`HISTORY`) so that an exercise can check that the
+learner typed it (:func:`command_ran`).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from labkit.errors import CheckFailed, LabkitError
+
+if TYPE_CHECKING:
+    from labkit.lab import Lab
+    from labkit.magics.simulated import Output
+
+TOOLS = ("kubectl", "helm", "cilium", "hubble")
+SIMULATED_LABEL = "[simulated: answered by labkit's model of '{cluster}', not by a real cluster]"
+Writer = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class Ran:
+    """One command a magic ran."""
+
+    tool: str
+    args: tuple[str, ...]
+    backend: str
+    code: int
+
+    @property
+    def command(self) -> str:
+        return shlex.join((self.tool, *self.args))
+
+
+#: Every command the magics ran in this session, oldest first.
+HISTORY: list[Ran] = []
+
+
+def run(tool: str, line: str, cell: str | None = None, *, lab: Lab | None = None,
+        out: Writer | None = None, err: Writer | None = None) -> int:
+    """Run ``tool line`` (``cell`` is its stdin) on the current lab; return the exit code.
+
+    Raises LabkitError when the command is refused before anything runs (bad quoting,
+    another kube context, a tool that is not installed).
+    """
+    from labkit.lab import current_lab
+
+    if tool not in TOOLS:
+        raise LabkitError(f"no magic for {tool!r}", hint=f"use one of {', '.join(TOOLS)}")
+    write_out = out or _writer(sys.stdout)
+    write_err = err or _writer(sys.stderr)
+    try:
+        args = shlex.split(line)
+    except ValueError as exc:
+        raise LabkitError(f"cannot split `{tool} {line}` into words: {exc}",
+                          hint="close the quote") from exc
+    if args[:1] == [tool]:  # `%kubectl kubectl get pods`: the tool's name typed twice
+        args = args[1:]
+    lab = lab or current_lab()
+    if lab.simulated:
+        result = answer_simulated(lab, tool, args, cell)
+        if result.notice:
+            write_err(result.notice)
+        if result.stdout:
+            write_out(result.stdout)
+        if result.stderr:
+            write_err(result.stderr)
+        gap = "\n" if result.stdout and not result.stdout.endswith("\n") else ""
+        write_err(gap + SIMULATED_LABEL.format(cluster=lab.cluster_name) + "\n")
+        code = result.code
+    else:
+        from labkit.magics import guarded
+        from labkit.tools import process
+
+        cmd = guarded.command(tool, args, lab.cluster_name)
+        code = process.stream(cmd.argv, write_out, input=cell, env=cmd.env)
+    HISTORY.append(Ran(tool, tuple(args), lab.backend, code))
+    return code
+
+
+def answer_simulated(lab: Lab, tool: str, args: Sequence[str], stdin: str | None) -> Output:
+    """What ``tool args`` prints on the simulated cluster."""
+    from labkit.magics.simulated import Output, SimKubectl, outside_subset
+
+    if tool == "kubectl":
+        return SimKubectl(lab).run(args, stdin)
+    cni = lab.cni or "no CNI"
+    why = {"helm": "the simulated cluster keeps no Helm releases (labkit installs the sim's "
+                   "add-ons from its model, not from charts)",
+           "cilium": f"the sim models no Cilium agent or operator to report on (this "
+                     f"cluster runs {cni})",
+           "hubble": f"the sim models no Hubble Relay to stream flows from (this cluster "
+                     f"runs {cni})"}[tool]
+    return Output(stderr=outside_subset(tool, args, why), code=1)
+
+
+def command_ran(tool: str, *words: str, hint: str = "") -> Ran:
+    """The last command the learner ran with ``tool`` whose words include all of ``words``
+    (``command_ran("kubectl", "get", "pods", "-o", "wide")``); CheckFailed if none did."""
+    for ran in reversed(HISTORY):
+        if ran.tool == tool and all(w in ran.args for w in words):
+            if ran.code == 0:
+                return ran
+            raise CheckFailed(f"`{ran.command}` ran but failed (exit code {ran.code})",
+                              hint=hint or "read its error above, fix the command, run again")
+    wanted = shlex.join((tool, *words))
+    raise CheckFailed(f"no `%{wanted} ...` has run in this notebook yet",
+                      hint=hint or f"type it in the cell above, e.g. %{wanted}")
+
+
+def _writer(stream: Any) -> Writer:
+    def write(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+    return write
+
+
+# -- IPython ---------------------------------------------------------------------------------
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext labkit``: register %kubectl (also a cell magic), %helm, %cilium, %hubble."""
+    from IPython.core.error import UsageError
+
+    def magic(tool: str) -> Callable[..., None]:
+        def handler(line: str, cell: str | None = None) -> None:
+            try:
+                run(tool, line, cell)
+            except LabkitError as exc:  # refused before running: one line, the cell fails
+                raise UsageError(str(exc)) from None
+        handler.__name__ = tool
+        handler.__doc__ = f"Run `{tool} ...` on the lab cluster (kind: the real {tool}, " \
+            "guarded to the lab's context; sim: a modelled subset)."
+        return handler
+
+    ipython.register_magic_function(magic("kubectl"), "line_cell", "kubectl")
+    for tool in TOOLS[1:]:
+        ipython.register_magic_function(magic(tool), "line", tool)

@@ -1,0 +1,661 @@
+"""The sim half of the magics: a documented subset of kubectl, answered from the model.
+
+What it answers (everything else gets one clear "outside the subset" message):
+
+- ``get nodes|pods|services|deployments|namespaces|networkpolicies [NAME...]
+  [-A] [-n NS] [-o wide|yaml|json|name]``
+- ``describe node [NAME]``
+- ``apply -f FILE|-`` and ``delete -f FILE|-`` (``-`` is the ``%%kubectl`` cell), and
+  ``delete KIND NAME [-n NS]``
+- ``exec POD|deploy/NAME [-n NS] [-c CONTAINER] -- curl [-sS] [-m N] [--connect-timeout N]
+  [-X METHOD] [-H HEADER] [-o /dev/null] [-w '%{http_code}'] URL``
+
+Output is kubectl's own format (:mod:`labkit.display.kubectl`); input goes through the
+Lab, so a manifest the API server would refuse is refused here with the same message.
+``exec ... curl`` asks the backend's data plane (the policy engine restricted to the
+installed CNI), so it agrees with ``lab.probe``. Which objects exist, their addresses and
+their creation times come from the simulated cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit.display import kubectl as fmt
+from labkit.errors import LabkitError
+
+if TYPE_CHECKING:
+    from labkit.backends.sim.cluster import SimCluster, SimPod
+    from labkit.lab import Lab
+    from labkit.model import Pod, Service
+
+SUBSET = ("get nodes|pods|svc|deploy|ns|netpol [NAME] [-A] [-n NS] [-o wide|yaml|json|name]",
+          "describe node [NAME]", "apply -f FILE|-", "delete -f FILE|-",
+          "delete KIND NAME [-n NS]", "exec POD [-n NS] [-c C] -- curl [...] URL")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A kind kubectl knows: its plural, API group, scope and the names a learner may type."""
+
+    kind: str
+    plural: str
+    group: str
+    namespaced: bool
+    aliases: tuple[str, ...]
+
+    @property
+    def qualified(self) -> str:
+        """``networkpolicy.networking.k8s.io``: how apply/delete name the kind."""
+        return self.kind.lower() + (f".{self.group}" if self.group else "")
+
+    @property
+    def plural_qualified(self) -> str:
+        return self.plural + (f".{self.group}" if self.group else "")
+
+
+RESOURCES = (
+    Resource("Node", "nodes", "", False, ("node", "no")),
+    Resource("Namespace", "namespaces", "", False, ("namespace", "ns")),
+    Resource("Pod", "pods", "", True, ("pod", "po")),
+    Resource("Service", "services", "", True, ("service", "svc")),
+    Resource("Deployment", "deployments", "apps", True, ("deployment", "deploy")),
+    Resource("NetworkPolicy", "networkpolicies", "networking.k8s.io", True,
+             ("networkpolicy", "netpol")),
+)
+
+
+def resource(word: str) -> Resource | None:
+    """The resource a learner means by ``pods``, ``po``, ``pod``, ``pods.`` or ``svc/api``."""
+    word = word.lower().split("/")[0]
+    for r in RESOURCES:
+        if word in (r.plural, r.plural_qualified, r.qualified, *r.aliases):
+            return r
+    return None
+
+
+def resource_of(api_version: str, kind: str) -> Resource:
+    """The resource of a manifest (any kind: CRDs get their plural by English rules)."""
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    for r in RESOURCES:
+        if r.kind == kind and r.group == group:
+            return r
+    low = kind.lower()
+    plural = low[:-1] + "ies" if low.endswith("y") else low + ("es" if low.endswith("s") else "s")
+    return Resource(kind, plural, group, kind not in ("GlobalNetworkPolicy",
+                                                      "CiliumClusterwideNetworkPolicy", "Tier",
+                                                      "IPPool"), ())
+
+
+@dataclass
+class Output:
+    """What a command printed and its exit code; ``notice`` goes to stderr before stdout
+    (kubectl's ``Defaulted container ...`` line precedes what the command prints)."""
+
+    stdout: str = ""
+    stderr: str = ""
+    code: int = 0
+    notice: str = ""
+
+
+class Unsupported(LabkitError):
+    """A command outside the modelled subset."""
+
+
+@dataclass
+class Args:
+    """kubectl's command line, split into words and the flags the subset knows."""
+
+    words: list[str] = field(default_factory=list)
+    namespace: str = ""
+    all_namespaces: bool = False
+    output: str = ""
+    files: list[str] = field(default_factory=list)
+    container: str = ""
+    after_dashes: list[str] = field(default_factory=list)
+
+
+VALUE_FLAGS = {"-n": "namespace", "--namespace": "namespace", "-o": "output",
+               "--output": "output", "-f": "files", "--filename": "files",
+               "-c": "container", "--container": "container"}
+BOOL_FLAGS = {"-A": "all_namespaces", "--all-namespaces": "all_namespaces",
+              "-i": "", "--stdin": "", "-t": "", "--tty": "", "-it": "", "-ti": ""}
+
+
+def parse_args(argv: Sequence[str]) -> Args:
+    args = Args()
+    words = list(argv)
+    if "--" in words:
+        cut = words.index("--")
+        words, args.after_dashes = words[:cut], words[cut + 1:]
+    i = 0
+    while i < len(words):
+        word = words[i]
+        flag, value = word, ""
+        if word.startswith("--") and "=" in word:
+            flag, value = word.split("=", 1)
+        elif word in VALUE_FLAGS:
+            value = words[i + 1] if i + 1 < len(words) else ""
+            i += 1
+        elif word[:2] in VALUE_FLAGS and len(word) > 2:  # -nshop-api, -owide, -o=wide
+            flag, value = word[:2], word[2:].removeprefix("=")
+        if flag in VALUE_FLAGS:
+            if not value:
+                raise Unsupported(f"flag needs an argument: {word!r}",
+                                  hint="e.g. -n shop-api, -o wide, -f policy.yaml")
+            if VALUE_FLAGS[flag] == "files":
+                args.files.append(value)
+            else:
+                setattr(args, VALUE_FLAGS[flag], value)
+        elif word in BOOL_FLAGS:
+            if BOOL_FLAGS[word]:
+                setattr(args, BOOL_FLAGS[word], True)
+        elif word.startswith("-"):
+            raise Unsupported(f"the flag {word!r} is not modelled")
+        else:
+            args.words.append(word)
+        i += 1
+    return args
+
+
+class SimKubectl:
+    """``kubectl`` against a Lab on the sim backend."""
+
+    def __init__(self, lab: Lab, *, now: Callable[[], float] = time.time) -> None:
+        self.lab = lab
+        self.now = now
+
+    @property
+    def cluster(self) -> SimCluster:
+        return self.lab.impl.cluster  # type: ignore[attr-defined]
+
+    def run(self, argv: Sequence[str], stdin: str | None = None) -> Output:
+        try:
+            args = parse_args(argv)
+            verb = args.words[0] if args.words else ""
+            handler = {"get": self._get, "describe": self._describe, "apply": self._apply,
+                       "delete": self._delete, "exec": self._exec}.get(verb)
+            if handler is None:
+                raise Unsupported(f"`kubectl {verb}` is not modelled" if verb else
+                                  "kubectl needs a command")
+            return handler(args, stdin)
+        except Unsupported as exc:
+            return Output(stderr=outside_subset("kubectl", argv, exc.message), code=1)
+        except LabkitError as exc:  # what the API server or kubectl would refuse
+            return Output(stderr=f"error: {exc.message}\n", code=1)
+
+    # -- get -------------------------------------------------------------------------
+    def _get(self, args: Args, stdin: str | None) -> Output:
+        if len(args.words) < 2:
+            raise Unsupported("`kubectl get` needs a resource type, e.g. `kubectl get pods`")
+        res = resource(args.words[1])
+        if res is None:
+            raise Unsupported(f"the resource type {args.words[1]!r} is not modelled")
+        names = args.words[2:]
+        if "/" in args.words[1]:
+            names = [args.words[1].split("/", 1)[1], *names]
+        if args.output not in ("", "wide", "yaml", "json", "name"):
+            raise Unsupported(f"-o {args.output} is not modelled")
+        ns = self._namespace(args)
+        items = self._objects(res, None if args.all_namespaces and not names else ns)
+        if names:
+            found = {i["metadata"]["name"]: i for i in items}
+            missing = [n for n in names if n not in found]
+            if missing:
+                return Output(stderr="".join(
+                    f'Error from server (NotFound): {res.plural_qualified} "{n}" not found\n'
+                    for n in missing), code=1)
+            items = [found[n] for n in names]
+        if args.output in ("yaml", "json"):
+            doc = items[0] if len(names) == 1 else fmt.as_list(items)
+            return Output(fmt.to_yaml(doc) if args.output == "yaml" else fmt.to_json(doc))
+        if args.output == "name":
+            return Output("".join(f"{res.qualified}/{i['metadata']['name']}\n" for i in items))
+        if not items:
+            where = "" if not res.namespaced or args.all_namespaces else f" in {ns} namespace"
+            return Output(stderr=f"No resources found{where}.\n")
+        header, rows = self._table(res, items, wide=args.output == "wide")
+        if res.namespaced and args.all_namespaces:
+            header = ["NAMESPACE", *header]
+            rows = [[i["metadata"]["namespace"], *r] for i, r in zip(items, rows, strict=True)]
+        return Output(fmt.table(header, rows))
+
+    def _namespace(self, args: Args) -> str:
+        return args.namespace or "default"  # kind's context names no namespace
+
+    def _objects(self, res: Resource, namespace: str | None) -> list[dict[str, Any]]:
+        """The API objects of a kind (in ``namespace``, or all), sorted as the API lists them."""
+        c = self.cluster
+        build = {"Node": lambda: [self._node(n) for n in c.nodes],
+                 "Namespace": lambda: [self._namespace_obj(n) for n in c.namespaces],
+                 "Pod": lambda: [self._pod(sp) for sp in c.pods.values()],
+                 "Service": lambda: [self._service(s) for s in c.services.values()],
+                 "Deployment": lambda: [self._deployment(k) for k in c.deployments],
+                 "NetworkPolicy": lambda: [self._policy(k, d) for k, d in c.policy_docs.items()
+                                           if k[0] == "NetworkPolicy"]}[res.kind]
+        objs = [o for o in build() if not res.namespaced or namespace is None
+                or o["metadata"].get("namespace") == namespace]
+        return sorted(objs, key=lambda o: (o["metadata"].get("namespace", ""),
+                                           o["metadata"]["name"]))
+
+    # -- API objects, as the API server would return them ------------------------------
+    def _meta(self, kind: str, namespace: str, name: str, **extra: Any) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name}
+        if namespace:
+            meta["namespace"] = namespace
+        created = self.cluster.created_at(kind, namespace, name)
+        if created is not None:
+            meta["creationTimestamp"] = fmt.timestamp(created)
+        meta.update({k: v for k, v in extra.items() if v})
+        return meta
+
+    def _node(self, name: str) -> dict[str, Any]:
+        n = self.cluster.nodes[name]
+        labels = {"kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name,
+                  "kubernetes.io/os": "linux",
+                  **{f"node-role.kubernetes.io/{r}": "" for r in n.roles}}
+        row = n.row()
+        ready = {"type": "Ready", "status": "True" if n.ready else "False",
+                 "reason": "KubeletReady" if n.ready else "KubeletNotReady",
+                 "message": "kubelet is posting ready status" if n.ready else row.message}
+        spec: dict[str, Any] = {}
+        if n.pod_cidr:
+            spec = {"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]}
+        taints = node_taints(n.roles, n.ready)
+        if taints:
+            spec["taints"] = taints
+        return {"apiVersion": "v1", "kind": "Node",
+                "metadata": self._meta("Node", "", name, labels=labels), "spec": spec,
+                "status": {"addresses": [{"address": n.ip, "type": "InternalIP"},
+                                         {"address": name, "type": "Hostname"}],
+                           "conditions": [ready],
+                           "nodeInfo": {"kubeletVersion": kubelet_version(),
+                                        "kernelVersion": platform.release()}}}
+
+    def _namespace_obj(self, name: str) -> dict[str, Any]:
+        ns = self.cluster.namespaces[name]
+        return {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": self._meta("Namespace", "", name, labels=ns.all_labels()),
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+    def _pod(self, sp: SimPod) -> dict[str, Any]:
+        p = sp.pod
+        names = p.containers or (p.name.rsplit("-", 2)[0],)
+        running = sp.phase == "Running"
+        status: dict[str, Any] = {"phase": sp.phase}
+        if running:
+            status |= {"podIP": p.ip, "hostIP": self.cluster.nodes[p.node].ip if p.node else "",
+                       "containerStatuses": [{"name": c, "ready": True, "restartCount": 0,
+                                              "state": {"running": {}}} for c in names]}
+        elif sp.reason:
+            status["conditions"] = [{"type": "PodScheduled", "status": "False",
+                                     "reason": "Unschedulable", "message": sp.reason}]
+        spec: dict[str, Any] = {"containers": [{"name": c} for c in names]}
+        if p.node:
+            spec["nodeName"] = p.node
+        if p.host_network:
+            spec["hostNetwork"] = True
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": self._meta("Pod", p.namespace, p.name, labels=p.labels),
+                "spec": spec, "status": status}
+
+    def _service(self, s: Service) -> dict[str, Any]:
+        ports = []
+        for sp in s.ports:
+            port: dict[str, Any] = {"port": sp.port, "protocol": sp.protocol,
+                                    "targetPort": sp.target_port}
+            if sp.name:
+                port["name"] = sp.name
+            if sp.node_port:
+                port["nodePort"] = sp.node_port
+            ports.append(port)
+        spec: dict[str, Any] = {"clusterIP": s.cluster_ip, "clusterIPs": [s.cluster_ip],
+                                "ports": ports, "type": s.type}
+        if s.selector:
+            spec["selector"] = dict(s.selector)
+        status: dict[str, Any] = {"loadBalancer": {}}
+        if s.external_ip:
+            status["loadBalancer"] = {"ingress": [{"ip": s.external_ip, "ipMode": "VIP"}]}
+        return {"apiVersion": "v1", "kind": "Service",
+                "metadata": self._meta("Service", s.namespace, s.name,
+                                       annotations=dict(s.annotations)),
+                "spec": spec, "status": status}
+
+    def _deployment(self, key: str) -> dict[str, Any]:
+        d, _ = self.cluster.deployments[key]
+        ready = sum(1 for sp in self.cluster.pods.values()
+                    if sp.owner == f"Deployment {key}" and sp.phase == "Running")
+        return {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": self._meta("Deployment", d.namespace, d.name),
+                "spec": {"replicas": d.replicas, "selector": {"matchLabels": dict(d.labels)}},
+                "status": {"replicas": d.replicas, "readyReplicas": ready,
+                           "availableReplicas": ready, "updatedReplicas": d.replicas}}
+
+    def _policy(self, key: tuple[str, str, str], doc: dict[str, Any]) -> dict[str, Any]:
+        kind, ns, name = key
+        out = {k: v for k, v in doc.items() if k not in ("metadata", "status")}
+        meta = {k: v for k, v in (doc.get("metadata") or {}).items()}
+        meta |= self._meta(kind, ns, name, generation=1)
+        spec = dict(out.get("spec") or {})
+        if kind == "NetworkPolicy" and "policyTypes" not in spec:
+            # defaulted by the API server: Ingress, plus Egress when egress rules are given
+            spec["policyTypes"] = ["Ingress", *(["Egress"] if spec.get("egress") else [])]
+            out["spec"] = spec
+        return {**out, "metadata": meta}
+
+    # -- tables ------------------------------------------------------------------------
+    def _age(self, obj: dict[str, Any]) -> str:
+        meta = obj["metadata"]
+        created = self.cluster.created_at(obj["kind"], meta.get("namespace", ""), meta["name"])
+        return fmt.age(created, self.now())
+
+    def _table(self, res: Resource, items: list[dict[str, Any]], *, wide: bool
+               ) -> tuple[list[str], list[list[str]]]:
+        rows: list[list[str]] = []
+        if res.kind == "Node":
+            header = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+            if wide:
+                header += ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION",
+                           "CONTAINER-RUNTIME"]
+            for o in items:
+                n = self.cluster.nodes[o["metadata"]["name"]]
+                row = [n.name, "Ready" if n.ready else "NotReady", ",".join(n.roles) or "<none>",
+                       self._age(o), kubelet_version()]
+                if wide:  # the OS image and runtime are not modelled: kubectl's own blank
+                    row += [n.ip, "<none>", "<unknown>", platform.release(), "<unknown>"]
+                rows.append(row)
+        elif res.kind == "Namespace":
+            header = ["NAME", "STATUS", "AGE"]
+            rows = [[o["metadata"]["name"], "Active", self._age(o)] for o in items]
+        elif res.kind == "Pod":
+            header = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+            if wide:
+                header += ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+            for o in items:
+                total = len(o["spec"]["containers"])
+                up = len(o["status"].get("containerStatuses", []))
+                st = o["status"]
+                row = [o["metadata"]["name"], f"{up}/{total}", st["phase"], "0", self._age(o)]
+                if wide:
+                    row += [st.get("podIP") or "<none>", o["spec"].get("nodeName") or "<none>",
+                            "<none>", "<none>"]
+                rows.append(row)
+        elif res.kind == "Service":
+            header = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+            if wide:
+                header.append("SELECTOR")
+            for o in items:
+                spec = o["spec"]
+                ingress = o["status"]["loadBalancer"].get("ingress") or []
+                external = ",".join(i["ip"] for i in ingress) or \
+                    ("<pending>" if spec["type"] == "LoadBalancer" else "<none>")
+                ports = ",".join(
+                    f"{p['port']}{':' + str(p['nodePort']) if 'nodePort' in p else ''}/"
+                    f"{p['protocol']}" for p in spec["ports"]) or "<none>"
+                row = [o["metadata"]["name"], spec["type"], spec["clusterIP"], external, ports,
+                       self._age(o)]
+                if wide:
+                    row.append(fmt.labels(spec.get("selector") or {}))
+                rows.append(row)
+        elif res.kind == "Deployment":
+            header = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+            for o in items:
+                st = o["status"]
+                rows.append([o["metadata"]["name"], f"{st['readyReplicas']}/{st['replicas']}",
+                             str(st["updatedReplicas"]), str(st["availableReplicas"]),
+                             self._age(o)])
+        else:  # NetworkPolicy
+            header = ["NAME", "POD-SELECTOR", "AGE"]
+            rows = [[o["metadata"]["name"], fmt.label_selector(o["spec"].get("podSelector")),
+                     self._age(o)] for o in items]
+        return header, rows
+
+    # -- describe --------------------------------------------------------------------
+    def _describe(self, args: Args, stdin: str | None) -> Output:
+        res = resource(args.words[1]) if len(args.words) > 1 else None
+        if res is None or res.kind != "Node":
+            raise Unsupported("only `kubectl describe node [NAME]` is modelled")
+        names = args.words[2:] or sorted(self.cluster.nodes)
+        missing = [n for n in names if n not in self.cluster.nodes]
+        if missing:
+            return Output(stderr=f'Error from server (NotFound): nodes "{missing[0]}" '
+                          "not found\n", code=1)
+        return Output("\n\n".join(self._describe_node(n) for n in names) + "\n")
+
+    def _describe_node(self, name: str) -> str:
+        node = self._node(name)
+        n = self.cluster.nodes[name]
+        meta, spec, status = node["metadata"], node["spec"], node["status"]
+        created = self.cluster.created_at("Node", "", name)
+
+        def block(title: str, values: Sequence[str]) -> list[str]:
+            values = list(values) or ["<none>"]
+            return [f"{title + ':':<20}{values[0]}", *[" " * 20 + v for v in values[1:]]]
+
+        lines = [f"{'Name:':<20}{name}", f"{'Roles:':<20}{','.join(n.roles) or '<none>'}"]
+        lines += block("Labels", [f"{k}={v}" for k, v in sorted(meta["labels"].items())])
+        lines += block("Annotations", [])
+        lines.append(f"{'CreationTimestamp:':<20}"
+                     f"{fmt.describe_time(created) if created is not None else '<unset>'}")
+        lines += block("Taints", [f"{t['key']}:{t['effect']}" for t in spec.get("taints", [])])
+        lines.append(f"{'Unschedulable:':<20}false")
+        cond = status["conditions"][0]
+        lines += ["Conditions:"]
+        lines += ["  " + line for line in fmt.table(
+            ["Type", "Status", "Reason", "Message"],
+            [["----", "------", "------", "-------"],
+             [cond["type"], cond["status"], cond["reason"], cond["message"]]]).splitlines()]
+        lines += ["Addresses:", f"  InternalIP:  {n.ip}", f"  Hostname:    {name}"]
+        lines += [f"{'PodCIDR:':<20}{n.pod_cidr or '<none>'}"] if n.pod_cidr else []
+        lines += block("PodCIDRs", [n.pod_cidr] if n.pod_cidr else [])
+        pods = sorted((sp.pod for sp in self.cluster.pods.values() if sp.pod.node == name),
+                      key=lambda p: (p.namespace, p.name))
+        lines.append(f"Non-terminated Pods:          ({len(pods)} in total)")
+        if pods:
+            lines += ["  " + line for line in fmt.table(
+                ["Namespace", "Name", "Age"], [["---------", "----", "---"]]
+                + [[p.namespace, p.name, fmt.age(self.cluster.created_at(
+                    "Pod", p.namespace, p.name), self.now())] for p in pods]).splitlines()]
+        lines.append("Events:              <none>")
+        return "\n".join(lines)
+
+    # -- apply / delete --------------------------------------------------------------
+    def _manifests(self, args: Args, stdin: str | None) -> list[tuple[str, dict[str, Any]]]:
+        from labkit.lab import documents
+
+        if not args.files:
+            raise Unsupported("apply/delete need -f FILE (or -f - with the YAML in the cell)")
+        docs: list[tuple[str, dict[str, Any]]] = []
+        for f in args.files:
+            if f == "-":
+                if not stdin or not stdin.strip():
+                    raise LabkitError("no objects passed to apply",
+                                      hint="put the YAML in the %%kubectl cell")
+                docs += documents(stdin)
+            elif f.startswith(("http://", "https://")):
+                raise Unsupported("-f with a URL is not modelled (the sim cannot download)")
+            else:
+                docs += documents(Path(f))
+        return docs
+
+    def _apply(self, args: Args, stdin: str | None) -> Output:
+        from labkit.policy.parse import parse_one
+
+        docs = self._manifests(args, stdin)
+        before = []
+        for source, doc in docs:
+            objs = parse_one(doc, source)  # refused here exactly as lab.apply refuses it
+            before.append(self._fingerprint(doc, objs))
+        self.lab.apply([d for _, d in docs])
+        out = []
+        for (_, doc), old in zip(docs, before, strict=True):
+            new = self._fingerprint(doc, None)
+            verb = "created" if old is None else ("unchanged" if old == new else "configured")
+            res = resource_of(str(doc.get("apiVersion", "")), str(doc.get("kind", "")))
+            out.append(f"{res.qualified}/{doc['metadata']['name']} {verb}\n")
+        return Output("".join(out))
+
+    def _fingerprint(self, doc: dict[str, Any], objs: list[Any] | None) -> Any:
+        """What the cluster holds under this manifest's name now (None: nothing)."""
+        from labkit.policy.parse import namespace_of, parse_one
+        from labkit.policy.state import identity
+
+        c = self.cluster
+        kind, name = doc.get("kind"), doc["metadata"]["name"]
+        ns = namespace_of(doc)
+        stored: Any = {"Namespace": c.namespaces.get(name),
+                       "Deployment": (c.deployments.get(f"{ns}/{name}") or (None,))[0],
+                       "Service": c.services.get(f"{ns}/{name}"),
+                       "Pod": getattr(c.pods.get(f"{ns}/{name}"), "pod", None)}.get(str(kind))
+        if kind in ("Namespace", "Deployment", "Service", "Pod"):
+            if stored is None:
+                return None
+            volatile = {"ip", "node", "cluster_ip", "external_ip"}
+            return {k: v for k, v in dataclasses.asdict(stored).items() if k not in volatile}
+        objs = objs if objs is not None else parse_one(doc, "<applied>")
+        keys = [identity(o) for o in objs]
+        docs = [c.policy_docs.get(k) for k in keys]
+        return None if any(d is None for d in docs) else docs
+
+    def _delete(self, args: Args, stdin: str | None) -> Output:
+        if args.files:
+            return self._delete_manifests(args, stdin)
+        if len(args.words) < 3:
+            raise Unsupported("delete needs -f FILE, or KIND NAME")
+        res = resource(args.words[1])
+        if res is None or res.kind == "Node":
+            raise Unsupported(f"deleting {args.words[1]!r} is not modelled")
+        ns = self._namespace(args)
+        out, err = [], []
+        for name in args.words[2:]:
+            obj = self._stored(res, ns, name)
+            if obj is None:
+                err.append(f'Error from server (NotFound): {res.plural_qualified} "{name}" '
+                           "not found\n")
+                continue
+            self.lab.impl.delete([], [obj])
+            out.append(deleted_line(res, name, ns))
+        return Output("".join(out), "".join(err), 1 if err else 0)
+
+    def _stored(self, res: Resource, ns: str, name: str) -> Any:
+        from labkit.policy.state import identity
+
+        c = self.cluster
+        if res.kind == "NetworkPolicy":
+            return next((p for p in c.policies
+                         if identity(p) == ("NetworkPolicy", ns, name)), None)
+        return {"Namespace": lambda: c.namespaces.get(name),
+                "Pod": lambda: getattr(c.pods.get(f"{ns}/{name}"), "pod", None),
+                "Service": lambda: c.services.get(f"{ns}/{name}"),
+                "Deployment": lambda: (c.deployments.get(f"{ns}/{name}") or (None,))[0],
+                }[res.kind]()
+
+    def _delete_manifests(self, args: Args, stdin: str | None) -> Output:
+        from labkit.policy.parse import namespace_of
+
+        docs = self._manifests(args, stdin)
+        present = [self._fingerprint(d, None) is not None for _, d in docs]
+        self.lab.delete([d for _, d in docs])
+        out, err = [], []
+        for (source, doc), was in zip(docs, present, strict=True):
+            res = resource_of(str(doc.get("apiVersion", "")), str(doc.get("kind", "")))
+            name, ns = doc["metadata"]["name"], namespace_of(doc)
+            if was:
+                out.append(deleted_line(res, name, ns))
+            else:
+                err.append(f'Error from server (NotFound): error when deleting "{source}": '
+                           f'{res.plural_qualified} "{name}" not found\n')
+        return Output("".join(out), "".join(err), 1 if err else 0)
+
+    # -- exec ... curl -----------------------------------------------------------------
+    def _exec(self, args: Args, stdin: str | None) -> Output:
+        from labkit.magics.curl import curl
+
+        if len(args.words) != 2 or not args.after_dashes:
+            raise Unsupported("exec needs POD -- COMMAND, e.g. "
+                              "`kubectl exec -n shop-web deploy/frontend -- curl -s URL`")
+        ns = self._namespace(args)
+        pod = self._exec_target(args.words[1], ns)
+        if isinstance(pod, Output):
+            return pod
+        notice = ""
+        names = pod.containers
+        if args.container and names and args.container not in names:
+            return Output(stderr=f"Error from server (BadRequest): container "
+                          f"{args.container} is not valid for pod {pod.name}\n", code=1)
+        if not args.container and len(names) > 1:
+            notice = f'Defaulted container "{names[0]}" out of: {", ".join(names)}\n'
+        command = args.after_dashes
+        if command[:1] != ["curl"]:
+            raise Unsupported(f"only curl runs in the simulated pods, not {command[0]!r}")
+        out = curl(self.lab, pod, command[1:])
+        code_line = f"command terminated with exit code {out.code}\n" if out.code else ""
+        return Output(out.stdout, out.stderr + code_line, out.code, notice)
+
+    def _exec_target(self, target: str, ns: str) -> Pod | Output:
+        kind, _, name = target.rpartition("/")
+        c = self.cluster
+        if kind in ("deploy", "deployment", "deployments", "deployment.apps"):
+            if f"{ns}/{name}" not in c.deployments:
+                return Output(stderr=f'Error from server (NotFound): deployments.apps "{name}" '
+                              "not found\n", code=1)
+            running = sorted(sp.pod.name for sp in c.pods.values()
+                             if sp.owner == f"Deployment {ns}/{name}" and sp.phase == "Running")
+            if not running:
+                return Output(stderr="error: unable to find a running pod of deployment "
+                              f"{name} [simulated: its pods are Pending]\n", code=1)
+            name = running[0]
+        elif kind not in ("", "pod", "pods", "po"):
+            raise Unsupported(f"exec into {target!r} is not modelled (use a pod or deploy/NAME)")
+        sp = c.pods.get(f"{ns}/{name}")
+        if sp is None:
+            return Output(stderr=f'Error from server (NotFound): pods "{name}" not found\n',
+                          code=1)
+        if sp.phase != "Running":
+            return Output(stderr=f"error: unable to upgrade connection: pod {name} is "
+                          f"{sp.phase} [simulated: {sp.reason or 'not running'}]\n", code=1)
+        return sp.pod
+
+
+def deleted_line(res: Resource, name: str, namespace: str) -> str:
+    """kubectl >= 1.34 names the namespace of what it deleted (kubernetes/kubernetes#126619)."""
+    where = f" from {namespace} namespace" if res.namespaced else ""
+    return f'{res.qualified} "{name}" deleted{where}\n'
+
+
+def node_taints(roles: Sequence[str], ready: bool) -> list[dict[str, str]]:
+    """kubeadm taints the control plane NoSchedule (kind keeps it when there are workers); the
+    node lifecycle controller taints a NotReady node (Kubernetes docs, "Taints and
+    Tolerations", taint-nodes-by-condition; kind issue 3603 shows both effects on kind)."""
+    taints = []
+    if "control-plane" in roles:
+        taints.append({"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"})
+    if not ready:
+        taints += [{"effect": "NoSchedule", "key": "node.kubernetes.io/not-ready"},
+                   {"effect": "PreferNoSchedule", "key": "node.kubernetes.io/not-ready"}]
+    return taints
+
+
+def kubelet_version() -> str:
+    """The node image's Kubernetes version (kindest/node:v1.36.4@sha256:... -> v1.36.4)."""
+    from labkit.backends.stage import pinned
+
+    image = str(pinned("kind", "node_image"))
+    return image.split("@")[0].rsplit(":", 1)[-1]
+
+
+def outside_subset(tool: str, argv: Sequence[str], why: str) -> str:
+    """The one message for anything the sim does not answer."""
+    lines = [f"[simulated] `{tool} {shlex.join(argv)}`: {why}."]
+    if tool == "kubectl":
+        lines.append("The simulated cluster answers: " + "; ".join(
+            f"kubectl {s}" for s in SUBSET) + ".")
+    lines.append('With BACKEND = "kind" the real command runs against the lab\'s kind cluster.')
+    return "\n".join(lines) + "\n"
