@@ -17,6 +17,7 @@ from labkit.errors import (
     UnknownKindError,
 )
 from labkit.lab import Lab, choose_backend, current_lab
+from labkit.magics.exercise import Wanted, check_typed
 from labkit.matrix import ConnectivityMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy import Engine, build_state, load_objects, parse_text
@@ -28,12 +29,6 @@ def load_ipython_extension(ipython: object) -> None:
 
     load(ipython)
 
-
-def command_ran(tool: str, *words: str, hint: str = "") -> object:
-    """The learner's last successful ``%tool`` command containing ``words``, else CheckFailed."""
-    from labkit.magics import command_ran as ran
-
-    return ran(tool, *words, hint=hint)
 
 
 __all__ = [
@@ -56,9 +51,10 @@ __all__ = [
     "Traffic",
     "UnknownKindError",
     "Verdict",
+    "Wanted",
     "build_state",
+    "check_typed",
     "choose_backend",
-    "command_ran",
     "current_lab",
     "load_ipython_extension",
     "load_objects",

@@ -12,8 +12,7 @@ opened (:func:`labkit.lab.current_lab`):
 
 A failing command (a curl that times out, a NotFound) prints what the tool prints, as in a
 terminal; a refused one (another context, a missing tool) stops the cell with one line.
-Every command is remembered (:data:`HISTORY`) so that an exercise can check that the
-learner typed it (:func:`command_ran`).
+Exercises where the learner types a command are checked by :mod:`.exercise`.
 """
 
 from __future__ import annotations
@@ -21,10 +20,9 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from labkit.errors import CheckFailed, LabkitError
+from labkit.errors import LabkitError
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -33,24 +31,6 @@ if TYPE_CHECKING:
 TOOLS = ("kubectl", "helm", "cilium", "hubble")
 SIMULATED_LABEL = "[simulated: answered by labkit's model of '{cluster}', not by a real cluster]"
 Writer = Callable[[str], object]
-
-
-@dataclass(frozen=True)
-class Ran:
-    """One command a magic ran."""
-
-    tool: str
-    args: tuple[str, ...]
-    backend: str
-    code: int
-
-    @property
-    def command(self) -> str:
-        return shlex.join((self.tool, *self.args))
-
-
-#: Every command the magics ran in this session, oldest first.
-HISTORY: list[Ran] = []
 
 
 def run(tool: str, line: str, cell: str | None = None, *, lab: Lab | None = None,
@@ -91,7 +71,6 @@ def run(tool: str, line: str, cell: str | None = None, *, lab: Lab | None = None
 
         cmd = guarded.command(tool, args, lab.cluster_name)
         code = process.stream(cmd.argv, write_out, input=cell, env=cmd.env)
-    HISTORY.append(Ran(tool, tuple(args), lab.backend, code))
     return code
 
 
@@ -109,20 +88,6 @@ def answer_simulated(lab: Lab, tool: str, args: Sequence[str], stdin: str | None
            "hubble": f"the sim models no Hubble Relay to stream flows from (this cluster "
                      f"runs {cni})"}[tool]
     return Output(stderr=outside_subset(tool, args, why), code=1)
-
-
-def command_ran(tool: str, *words: str, hint: str = "") -> Ran:
-    """The last command the learner ran with ``tool`` whose words include all of ``words``
-    (``command_ran("kubectl", "get", "pods", "-o", "wide")``); CheckFailed if none did."""
-    for ran in reversed(HISTORY):
-        if ran.tool == tool and all(w in ran.args for w in words):
-            if ran.code == 0:
-                return ran
-            raise CheckFailed(f"`{ran.command}` ran but failed (exit code {ran.code})",
-                              hint=hint or "read its error above, fix the command, run again")
-    wanted = shlex.join((tool, *words))
-    raise CheckFailed(f"no `%{wanted} ...` has run in this notebook yet",
-                      hint=hint or f"type it in the cell above, e.g. %{wanted}")
 
 
 def _writer(stream: Any) -> Writer:

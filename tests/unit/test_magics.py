@@ -17,7 +17,8 @@ import yaml
 from labkit import Lab
 from labkit.display import kubectl as fmt
 from labkit.errors import CheckFailed, ContextRefused, LabkitError
-from labkit.magics import HISTORY, command_ran, run
+from labkit.magics import run
+from labkit.magics.exercise import Wanted, check_typed
 from labkit.magics.simulated import SimKubectl, resource_of
 from tests.conftest import FIXED_CLOCK
 
@@ -190,20 +191,50 @@ def test_sim_describe_node_and_outside_the_subset(shop: Lab) -> None:
         assert "The simulated cluster answers:" in out.stderr
 
 
-def test_run_labels_sim_output_and_remembers_commands(shop: Lab) -> None:
+def test_run_labels_sim_output(shop: Lab) -> None:
     out: list[str] = []
     err: list[str] = []
-    HISTORY.clear()
-    with pytest.raises(CheckFailed, match="no `%kubectl get pods"):
-        command_ran("kubectl", "get", "pods")
     assert run("kubectl", "get pods -n shop-web", out=out.append, err=err.append) == 0
     assert out[0].startswith("NAME ") and err == \
         ["[simulated: answered by labkit's model of 'cni-lab', not by a real cluster]\n"]
-    assert command_ran("kubectl", "get", "pods").command == "kubectl get pods -n shop-web"
     assert run("helm", "list -A", out=out.append, err=err.append) == 1
     assert "keeps no Helm releases" in err[-2]
     with pytest.raises(LabkitError, match="close the quote"):
         run("kubectl", 'get pods -n "shop', out=out.append, err=err.append)
+
+
+WIDE_PODS = Wanted("get", "kubectl get pods -n shop-api -o wide", resource="pods",
+                   namespace="shop-api", output="wide")
+
+
+@pytest.mark.parametrize("typed", [
+    "kubectl get pods -n shop-api -o wide", "%kubectl get po --namespace=shop-api -owide",
+    "kubectl get pods -A -o wide"])
+def test_typed_exercise_judges_meaning_not_spelling(shop: Lab, typed: str, capsys) -> None:
+    result = check_typed(shop, "try it", typed, WIDE_PODS)
+    assert result.passed is True
+    assert "READY" in capsys.readouterr().out  # the learner sees the command's output
+
+
+@pytest.mark.parametrize(("typed", "why"), [
+    ("kubectl get pods -o wide", "namespace default, not shop-api"),
+    ("kubectl get pods -n shop-api", "-o wide"), ("kubectl get svc -n shop-api -o wide",
+                                                  "does not list pods"),
+    ("kubectl describe pods -n shop-api", "needs `kubectl get`"),
+    ("get pods -n shop-api -o wide", "not a kubectl command")])
+def test_typed_exercise_says_what_is_wrong(shop: Lab, typed: str, why: str) -> None:
+    with pytest.raises(CheckFailed, match=re.escape(why)) as info:
+        check_typed(shop, "try it", typed, WIDE_PODS)
+    assert "kubectl get pods -n shop-api -o wide" in info.value.hint
+    assert check_typed(shop, "try it", None, WIDE_PODS).passed is None
+
+
+def test_typed_exercise_expects_the_exit_code_of_a_blocked_curl(shop: Lab) -> None:
+    wanted = Wanted("exec", "kubectl exec ... -- curl -sS -m 3 db.shop-api:5432/", program="curl",
+                    mentions="db", exit_code=28)
+    typed = "kubectl exec -n shop-web deploy/frontend -c probe -- curl -sS -m 3 db.shop-api:5432/"
+    with pytest.raises(CheckFailed, match="exit code 0"):  # Flannel: the policy is ignored
+        check_typed(shop, "blocked", typed, wanted)
 
 
 # -- the kind path: the real CLI, guarded ------------------------------------------------------
@@ -278,7 +309,6 @@ def test_kind_runs_the_real_cli_on_the_lab_context_only(kind_lab) -> None:
         ["version", "--kube-context", "kind-cni-lab"]]
     assert {c["kubeconfig"] for c in calls} == {str(kubeconfig)}  # the file the guard read
     assert calls[2]["stdin"] == "kind: Namespace\n"  # the %%kubectl cell
-    assert [r.backend for r in HISTORY[-7:]] == ["kind"] * 7
 
 
 def test_kind_output_streams_while_the_command_runs(kind_lab, monkeypatch) -> None:
