@@ -387,3 +387,16 @@ def test_magics_in_an_ipython_shell(shell, shop: Lab) -> None:
         result = shell.run_cell('%kubectl get pods -n "shop')
     assert not result.success and "Traceback" not in cap.stdout + cap.stderr
     assert "close the quote" in cap.stderr
+
+
+def test_sim_ages_count_from_each_objects_creation(shop: Lab, monkeypatch) -> None:
+    from labkit.backends.sim import cluster as sim_cluster
+    from labkit.cni import calico
+
+    monkeypatch.setattr(sim_cluster, "clock", lambda: FIXED_CLOCK + 600)
+    calico.RECIPE.migrate(shop, restart=False)
+    calico.RECIPE.restart_workloads(shop)  # the shop's pods are recreated 10 minutes later
+    rows = [_cells(r) for r in _kubectl(shop, "get pods -A", age=660).stdout.splitlines()[1:]]
+    ages = {r[1].split("-")[0]: r[5] for r in rows}
+    assert ages["api"] == ages["db"] == ages["frontend"] == "60s"
+    assert ages["etcd"] == "11m"  # created with the cluster

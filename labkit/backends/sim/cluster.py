@@ -178,6 +178,8 @@ class SimCluster:
                  tolerates_control_plane: bool = False) -> None:
         self.pods[pod.key] = SimPod(pod, owner, pin_node=pin_node,
                                     tolerates_control_plane=tolerates_control_plane)
+        # a new pod object, even when it reuses a deleted pod's name: its AGE starts now
+        self.created[object_key("Pod", pod.namespace, pod.name)] = clock()
 
     def _add_system_deployment(self, ns: str, name: str, replicas: int,
                                labels: dict[str, str], ports: tuple[ContainerPort, ...]) -> None:
