@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.display import kubectl as fmt
-from labkit.errors import LabkitError
+from labkit.errors import LabkitError, UnknownKindError
 
 if TYPE_CHECKING:
     from labkit.backends.sim.cluster import SimCluster, SimPod
@@ -39,6 +39,13 @@ if TYPE_CHECKING:
 SUBSET = ("get nodes|pods|svc|deploy|ns|netpol [NAME] [-A] [-n NS] [-o wide|yaml|json|name]",
           "describe node [NAME]", "apply -f FILE|-", "delete -f FILE|-",
           "delete KIND NAME [-n NS]", "exec POD [-n NS] [-c C] -- curl [...] URL")
+
+
+#: API versions every Kubernetes API server serves: a kind of these the model lacks (ConfigMap,
+#: DaemonSet ...) is outside the subset, not refused as if its CRD were missing.
+BUILTIN_APIS = ("v1", "apps/v1", "batch/v1", "networking.k8s.io/v1", "policy/v1",
+                "rbac.authorization.k8s.io/v1", "autoscaling/v2", "storage.k8s.io/v1",
+                "discovery.k8s.io/v1", "coordination.k8s.io/v1", "scheduling.k8s.io/v1")
 
 
 @dataclass(frozen=True)
@@ -469,6 +476,7 @@ class SimKubectl:
     # -- apply / delete --------------------------------------------------------------
     def _manifests(self, args: Args, stdin: str | None) -> list[tuple[str, dict[str, Any]]]:
         from labkit.lab import documents
+        from labkit.policy.parse import documents_of
 
         if not args.files:
             raise Unsupported("apply/delete need -f FILE (or -f - with the YAML in the cell)")
@@ -478,7 +486,7 @@ class SimKubectl:
                 if not stdin or not stdin.strip():
                     raise LabkitError("no objects passed to apply",
                                       hint="put the YAML in the %%kubectl cell")
-                docs += documents(stdin)
+                docs += documents_of(stdin, "STDIN")
             elif f.startswith(("http://", "https://")):
                 raise Unsupported("-f with a URL is not modelled (the sim cannot download)")
             else:
@@ -491,7 +499,13 @@ class SimKubectl:
         docs = self._manifests(args, stdin)
         before = []
         for source, doc in docs:
-            objs = parse_one(doc, source)  # refused here exactly as lab.apply refuses it
+            try:
+                objs = parse_one(doc, source)  # refused here exactly as lab.apply refuses it
+            except UnknownKindError as exc:
+                if str(doc.get("apiVersion", "")) in BUILTIN_APIS:
+                    raise Unsupported(f"the sim does not model {doc.get('kind')} objects (a "
+                                      "real API server serves them)") from exc
+                raise
             before.append(self._fingerprint(doc, objs))
         self.lab.apply([d for _, d in docs])
         out = []
