@@ -59,6 +59,18 @@ def which(tool: str) -> str | None:
     return shutil.which(tool)
 
 
+def _program(argv: Sequence[str], caller: str) -> tuple[str, str]:
+    """(the tool's name, the path to run): ToolNotFound when it is not installed."""
+    if not argv:
+        raise ValueError(f"{caller}() needs a command")
+    tool = argv[0]
+    path = which(tool) if os.sep not in tool else tool
+    if path is None:
+        raise ToolNotFound(f"'{tool}' is not installed or not on PATH", command=shlex.join(argv),
+                           hint=INSTALL_HINTS.get(tool, f"install {tool}"))
+    return tool, path
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -73,16 +85,7 @@ def run(
     Raises ToolNotFound when the program is missing, and ToolError when it
     times out or (with ``check``) exits non-zero.
     """
-    if not argv:
-        raise ValueError("run() needs a command")
-    tool = argv[0]
-    path = which(tool) if os.sep not in tool else tool
-    if path is None:
-        raise ToolNotFound(
-            f"'{tool}' is not installed or not on PATH",
-            command=shlex.join(argv),
-            hint=INSTALL_HINTS.get(tool, f"install {tool}"),
-        )
+    tool, path = _program(argv, "run")
     full_env = {**os.environ, **env} if env else None
     try:
         proc = subprocess.run(
@@ -128,13 +131,7 @@ def stream(
     -f``) or interrupted (Jupyter's stop button) is killed; a line says so. ToolNotFound
     when the program is missing.
     """
-    if not argv:
-        raise ValueError("stream() needs a command")
-    tool = argv[0]
-    path = which(tool) if os.sep not in tool else tool
-    if path is None:
-        raise ToolNotFound(f"'{tool}' is not installed or not on PATH", command=shlex.join(argv),
-                           hint=INSTALL_HINTS.get(tool, f"install {tool}"))
+    tool, path = _program(argv, "stream")
     try:
         proc = subprocess.Popen(
             [path, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -229,13 +226,7 @@ class Background:
 
 def background(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Background:
     """Start ``argv`` and return at once; see :class:`Background`. ToolNotFound if missing."""
-    if not argv:
-        raise ValueError("background() needs a command")
-    tool = argv[0]
-    path = which(tool) if os.sep not in tool else tool
-    if path is None:
-        raise ToolNotFound(f"'{tool}' is not installed or not on PATH", command=shlex.join(argv),
-                           hint=INSTALL_HINTS.get(tool, f"install {tool}"))
+    tool, path = _program(argv, "background")
     # The files outlive this function: Background closes them when the program is reaped.
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
     try:

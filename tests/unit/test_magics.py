@@ -21,6 +21,7 @@ from labkit.magics import run
 from labkit.magics.exercise import Wanted, check_typed
 from labkit.magics.simulated import SimKubectl, resource_of
 from tests.conftest import FIXED_CLOCK
+from tests.unit.test_sim import shop_lab
 
 #: Real kubectl tables, copied from the reference samples (see the folder's README).
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "kubectl"
@@ -72,11 +73,7 @@ def test_selectors_yaml_quotes_and_lists_look_like_kubectl() -> None:
 
 @pytest.fixture()
 def shop() -> Lab:
-    lab = Lab("flannel", backend="sim")
-    lab.up()
-    lab.install_cni("flannel")
-    lab.deploy_shop()
-    return lab
+    return shop_lab()
 
 
 def _kubectl(lab: Lab, line: str, stdin: str | None = None, age: float = 381):
