@@ -3,7 +3,7 @@
 What it answers (everything else gets one clear "outside the subset" message):
 
 - ``get nodes|pods|services|deployments|namespaces|networkpolicies [NAME...]
-  [-A] [-n NS] [-o wide|yaml|json|name]``
+  [-A] [-n NS] [-l SELECTOR] [-o wide|yaml|json|name]``
 - ``describe node [NAME]``
 - ``apply -f FILE|-`` and ``delete -f FILE|-`` (``-`` is the ``%%kubectl`` cell), and
   ``delete KIND NAME [-n NS]``
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import re
 import shlex
 import time
 from collections.abc import Callable, Sequence
@@ -35,8 +36,10 @@ if TYPE_CHECKING:
     from labkit.backends.sim.cluster import SimCluster, SimPod
     from labkit.lab import Lab
     from labkit.model import Pod, Service
+    from labkit.policy.selectors import LabelSelector
 
-SUBSET = ("get nodes|pods|svc|deploy|ns|netpol [NAME] [-A] [-n NS] [-o wide|yaml|json|name]",
+SUBSET = ("get nodes|pods|svc|deploy|ns|netpol [NAME] [-A] [-n NS] [-l SELECTOR] "
+          "[-o wide|yaml|json|name]",
           "describe node [NAME]", "apply -f FILE|-", "delete -f FILE|-",
           "delete KIND NAME [-n NS]", "exec POD [-n NS] [-c C] -- curl [...] URL")
 
@@ -126,12 +129,14 @@ class Args:
     output: str = ""
     files: list[str] = field(default_factory=list)
     container: str = ""
+    selector: str = ""
     after_dashes: list[str] = field(default_factory=list)
 
 
 VALUE_FLAGS = {"-n": "namespace", "--namespace": "namespace", "-o": "output",
                "--output": "output", "-f": "files", "--filename": "files",
-               "-c": "container", "--container": "container"}
+               "-c": "container", "--container": "container", "-l": "selector",
+               "--selector": "selector"}
 BOOL_FLAGS = {"-A": "all_namespaces", "--all-namespaces": "all_namespaces",
               "-i": "", "--stdin": "", "-t": "", "--tty": "", "-it": "", "-ti": ""}
 
@@ -196,7 +201,8 @@ class SimKubectl:
         except Unsupported as exc:
             return Output(stderr=outside_subset("kubectl", argv, exc.message), code=1)
         except LabkitError as exc:  # what the API server or kubectl would refuse
-            return Output(stderr=f"error: {exc.message}\n", code=1)
+            hint = f"hint: {exc.hint}\n" if exc.hint else ""
+            return Output(stderr=f"error: {exc.message}\n{hint}", code=1)
 
     # -- get -------------------------------------------------------------------------
     def _get(self, args: Args, stdin: str | None) -> Output:
@@ -212,6 +218,9 @@ class SimKubectl:
             raise Unsupported(f"-o {args.output} is not modelled")
         ns = self._namespace(args)
         items = self._objects(res, None if args.all_namespaces and not names else ns)
+        if args.selector:
+            wanted = label_selector(args.selector)
+            items = [i for i in items if wanted.matches(i["metadata"].get("labels") or {})]
         if names:
             found = {i["metadata"]["name"]: i for i in items}
             missing = [n for n in names if n not in found]
@@ -636,6 +645,33 @@ class SimKubectl:
             return Output(stderr=f"error: unable to upgrade connection: pod {name} is "
                           f"{sp.phase} [simulated: {sp.reason or 'not running'}]\n", code=1)
         return sp.pod
+
+
+def label_selector(text: str) -> LabelSelector:
+    """``-l`` as kubectl reads it: ``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``,
+    ``k in (a,b)``, ``k notin (a,b)``, comma-separated (all must hold)."""
+    from labkit.policy.selectors import LabelSelector, Requirement
+
+    parts = [p.strip() for p in re.split(r",(?![^()]*\))", text) if p.strip()]
+    reqs = []
+    for part in parts:
+        sets = re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", part)
+        if sets:
+            values = tuple(v.strip() for v in sets.group(3).split(",") if v.strip())
+            reqs.append(Requirement(sets.group(1), "In" if sets.group(2) == "in" else "NotIn",
+                                    values))
+            continue
+        pair = re.fullmatch(r"([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)", part)
+        if pair:
+            op = "NotIn" if pair.group(2) == "!=" else "In"
+            reqs.append(Requirement(pair.group(1), op, (pair.group(3),)))
+        elif re.fullmatch(r"!?[\w./-]+", part):
+            reqs.append(Requirement(part.lstrip("!"),
+                                    "DoesNotExist" if part.startswith("!") else "Exists"))
+        else:
+            raise LabkitError(f"unable to parse requirement: {part!r}",
+                              hint="e.g. -l app=api, -l 'tier in (api,data)'")
+    return LabelSelector(expressions=tuple(reqs))
 
 
 def deleted_line(res: Resource, name: str, namespace: str) -> str:

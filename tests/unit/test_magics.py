@@ -408,3 +408,16 @@ def test_sim_apply_of_a_kind_the_model_lacks_is_outside_the_subset_not_refused(s
           "spec: {}\n"  # on Flannel no Calico CRD is installed: the API server says so
     assert 'no matches for kind "GlobalNetworkPolicy"' in _kubectl(shop, "apply -f -", crd).stderr
     assert _kubectl(shop, "apply -f -", "a: [\n").stderr.startswith("error: STDIN: ")
+
+
+@pytest.mark.parametrize(("selector", "apps"), [
+    ("app=api", {"api"}), ("app!=api", {"db"}), ("app in (api,db)", {"api", "db"}),
+    ("tier notin (api)", {"db"}), ("app,!nope", {"api", "db"}), ("!app", set())])
+def test_sim_get_with_a_label_selector(shop: Lab, selector: str, apps: set[str]) -> None:
+    out = SimKubectl(shop).run(["get", "pods", "-n", "shop-api", "-l", selector])
+    assert {line.split("-")[0] for line in out.stdout.splitlines()[1:]} == apps
+
+
+def test_sim_kubectl_without_a_cluster_says_how_to_make_one() -> None:
+    out = _kubectl(Lab("flannel", backend="sim"), "get nodes")
+    assert out.code == 1 and "does not exist" in out.stderr and "lab.up()" in out.stderr
