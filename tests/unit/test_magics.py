@@ -421,3 +421,17 @@ def test_sim_get_with_a_label_selector(shop: Lab, selector: str, apps: set[str])
 def test_sim_kubectl_without_a_cluster_says_how_to_make_one() -> None:
     out = _kubectl(Lab("flannel", backend="sim"), "get nodes")
     assert out.code == 1 and "does not exist" in out.stderr and "lab.up()" in out.stderr
+
+
+def test_kind_magic_in_a_shell_streams_and_refuses_in_one_line(shell, kind_lab) -> None:
+    from IPython.utils.capture import capture_output
+
+    lab, log, _ = kind_lab
+    with capture_output() as cap:
+        result = shell.run_cell("%kubectl get nodes")
+    assert result.success and cap.stdout == "first line\nlast line\n"
+    with capture_output() as cap:
+        result = shell.run_cell("%kubectl get pods --context prod")
+    assert not result.success and "Traceback" not in cap.stdout + cap.stderr
+    assert "refusing `kubectl get pods --context prod`" in cap.stderr
+    assert [c["argv"] for c in _calls(log)] == [["get", "nodes", "--context", "kind-cni-lab"]]
