@@ -10,7 +10,8 @@ policies), exactly as ``lab.probe`` judges it, and printed as curl 8 prints it
 - dropped (L3/L4 policy): the client times out, exit 28 (``curl: (28) ...``);
 - denied by a Cilium HTTP rule: ``403`` with Envoy's body ``Access denied``;
 - nothing listens on the port, or a Service has no endpoints (kube-proxy rejects): exit 7;
-- an unknown name: exit 6, ``Could not resolve host``.
+- an unknown name: exit 6, ``Could not resolve host``; a name looked up while a policy
+  drops DNS (UDP 53 to CoreDNS): the lookup times out (exit 28 with ``-m``, else 6).
 
 DNS follows the pod's search path (``<ns>.svc.cluster.local``, ``svc.cluster.local``): a
 Service is ``name``, ``name.ns``, ``name.ns.svc`` or ``name.ns.svc.cluster.local``.
@@ -20,6 +21,7 @@ repeat.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -32,6 +34,12 @@ if TYPE_CHECKING:
     from labkit.backends.sim.cluster import SimCluster
     from labkit.lab import Lab
     from labkit.model import Pod
+
+
+#: How long a lookup waits when every DNS packet is dropped: the curl image is Alpine, whose
+#: musl resolver tries each nameserver for 5 s, twice (the kubelet's resolv.conf sets no
+#: timeout or attempts options) before giving up.
+RESOLVER_SECONDS = 10
 
 
 @dataclass
@@ -122,6 +130,10 @@ def curl(lab: Lab, source: Pod, argv: Sequence[str]) -> Output:
     host, port = url.hostname or "", url.port or 80
     path = url.path or "/"
     cluster: SimCluster = lab.impl.cluster  # type: ignore[attr-defined]
+    if not _is_address(host):
+        lookup = _lookup(lab, cluster, source, host, args)
+        if lookup is not None:
+            return lookup
     target = _resolve(cluster, source, host, port)
     if isinstance(target, Output):
         return _fail(args, target.code, target.stderr)
@@ -138,6 +150,36 @@ def curl(lab: Lab, source: Pod, argv: Sequence[str]) -> Output:
         return _fail(args, 7, f"curl: (7) Failed to connect to {ip} port {port} after 0 ms: "
                      "Couldn't connect to server\n")
     return _timeout(args, ip, port)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _lookup(lab: Lab, cluster: SimCluster, source: Pod, host: str, args: CurlArgs
+            ) -> Output | None:
+    """A name is looked up first, over UDP 53 to CoreDNS, which policies can block (lab 02's
+    default deny that forgets DNS): then curl fails before connecting. None: it resolves."""
+    parts = host.rstrip(".").split(".")
+    if len(parts) > 1 and parts[2:] not in ([], ["svc"], ["svc", "cluster", "local"]):
+        raise Unsupported(f"names outside the cluster ({host}) are not modelled")
+    dns = sorted(sp.pod.key for sp in cluster.pods.values()
+                 if sp.phase == "Running" and sp.pod.labels.get("k8s-app") == "kube-dns")
+    reachable = False
+    if dns:
+        query = Traffic(source.key, dns[0], 53, "UDP")
+        reachable = lab.impl.observe([query], {query: True})[query].allowed
+    if reachable:
+        return None
+    limits = [t for t in (args.connect_timeout, args.max_time) if t is not None]
+    if limits and min(limits) < RESOLVER_SECONDS:
+        return _fail(args, 28, f"curl: (28) Resolving timed out after {int(min(limits) * 1000)} "
+                     "milliseconds\n")
+    return _fail(args, 6, f"curl: (6) Could not resolve host: {host}\n")
 
 
 def _resolve(cluster: SimCluster, source: Pod, host: str, port: int

@@ -435,3 +435,22 @@ def test_kind_magic_in_a_shell_streams_and_refuses_in_one_line(shell, kind_lab) 
     assert not result.success and "Traceback" not in cap.stdout + cap.stderr
     assert "refusing `kubectl get pods --context prod`" in cap.stderr
     assert [c["argv"] for c in _calls(log)] == [["get", "nodes", "--context", "kind-cni-lab"]]
+
+
+def test_sim_curl_by_name_needs_dns(shop: Lab) -> None:
+    from labkit.cni import calico
+
+    calico.RECIPE.migrate(shop, restart=False)
+    calico.RECIPE.restart_workloads(shop)
+    policies = Path(__file__).resolve().parents[2] / "environments" / "policies"
+    shop.apply(policies / "calico-traps")  # a default deny with no DNS exception
+    db_ip = shop.impl.state().services["shop-api/db"].cluster_ip
+    frontend = "exec -n shop-web deploy/frontend -c probe -- curl -sS -m 3 "
+    by_name = _kubectl(shop, frontend + "db.shop-api:5432/hostname")
+    assert by_name.code == 28 and "Resolving timed out after 3000 milliseconds" in by_name.stderr
+    assert _kubectl(shop, "exec -n shop-web deploy/frontend -c probe -- curl -sS "
+                    "db.shop-api:5432/").code == 6
+    shop.apply(policies / "calico")  # the DNS exception back: the name resolves
+    by_ip = _kubectl(shop, frontend + f"{db_ip}:5432/hostname")
+    assert _kubectl(shop, frontend + "db.shop-api:5432/hostname").code == by_ip.code
+    assert "Resolving" not in _kubectl(shop, frontend + "db.shop-api:5432/hostname").stderr
