@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from labkit.magics.simulated import Output
 
 TOOLS = ("kubectl", "helm", "cilium", "hubble")
+SHELL_OPERATORS = ("|", "||", "&&", ";", ">", ">>", "<", "&")
 SIMULATED_LABEL = "[simulated: answered by labkit's model of '{cluster}', not by a real cluster]"
 Writer = Callable[[str], object]
 
@@ -53,6 +54,12 @@ def run(tool: str, line: str, cell: str | None = None, *, lab: Lab | None = None
                           hint="close the quote") from exc
     if args[:1] == [tool]:  # `%kubectl kubectl get pods`: the tool's name typed twice
         args = args[1:]
+    shell = next((a for a in args if a in SHELL_OPERATORS), None)
+    if shell is not None:
+        raise LabkitError(f"`{shell}` in `{tool} {line}`: the magics run one {tool} command, "
+                          "with no shell to pipe, chain or redirect",
+                          hint="drop it: narrow the output with -n, -l or -o instead, or run "
+                          "the command in a terminal")
     lab = lab or current_lab()
     if lab.simulated:
         result = answer_simulated(lab, tool, args, cell)

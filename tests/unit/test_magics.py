@@ -198,6 +198,8 @@ def test_run_labels_sim_output(shop: Lab) -> None:
     assert "keeps no Helm releases" in err[-2]
     with pytest.raises(LabkitError, match="close the quote"):
         run("kubectl", 'get pods -n "shop', out=out.append, err=err.append)
+    with pytest.raises(LabkitError, match="no shell to pipe"):
+        run("kubectl", "get pods -A | grep api", out=out.append, err=err.append)
 
 
 WIDE_PODS = Wanted("get", "kubectl get pods -n shop-api -o wide", resource="pods",
