@@ -1,10 +1,20 @@
 """labkit: the library behind CNI Lab, a Jupyter course on Kubernetes networking.
 
 The public surface is curated here; ``__all__`` stays sorted (a test checks it).
+Notebooks import from ``labkit`` and nothing else (a test checks that too), so the
+modules behind these names may move freely. Each lab's checks are public under the
+name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 02's,
+``checks_metallb`` lab 03's); ``calico`` and ``metallb`` are the recipe modules.
+``load_ipython_extension`` is what ``%load_ext labkit`` calls (the %kubectl magics).
 """
 
+from labkit.addons import metallb
 from labkit.backends.base import ClusterStatus
-from labkit.backends.stage import Stage, load_versions
+from labkit.cni.calico import recipe as calico
+from labkit.course.doctor import pinned_versions, run_doctor
+from labkit.course.plan import plan_table
+from labkit.display import Table, simulated_banner
+from labkit.environments import Stage, environments_dir, load_versions
 from labkit.errors import (
     BackendUnsupported,
     CheckFailed,
@@ -17,19 +27,14 @@ from labkit.errors import (
     UnknownKindError,
 )
 from labkit.lab import Lab, choose_backend, current_lab
+from labkit.labs import calico as checks_calico
+from labkit.labs import flannel as checks
+from labkit.labs import metallb as checks_metallb
+from labkit.magics import load_ipython_extension
 from labkit.magics.exercise import Wanted, check_typed
 from labkit.matrix import ConnectivityMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy import Engine, build_state, load_objects, parse_text
-
-
-def load_ipython_extension(ipython: object) -> None:
-    """``%load_ext labkit``: the %kubectl, %helm, %cilium and %hubble magics (labkit.magics)."""
-    from labkit.magics import load_ipython_extension as load
-
-    load(ipython)
-
-
 
 __all__ = [
     "BackendUnsupported",
@@ -46,6 +51,7 @@ __all__ = [
     "ManifestError",
     "Observation",
     "Stage",
+    "Table",
     "ToolError",
     "ToolNotFound",
     "Traffic",
@@ -53,11 +59,21 @@ __all__ = [
     "Verdict",
     "Wanted",
     "build_state",
+    "calico",
     "check_typed",
+    "checks",
+    "checks_calico",
+    "checks_metallb",
     "choose_backend",
     "current_lab",
+    "environments_dir",
     "load_ipython_extension",
     "load_objects",
     "load_versions",
+    "metallb",
     "parse_text",
+    "pinned_versions",
+    "plan_table",
+    "run_doctor",
+    "simulated_banner",
 ]

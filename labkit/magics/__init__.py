@@ -22,11 +22,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from labkit.backends.sim import SimBackend
 from labkit.errors import LabkitError
+from labkit.lab import current_lab
+from labkit.magics import guarded
+from labkit.magics.output import Output
+from labkit.magics.simulated import SimKubectl, outside_subset
+from labkit.tools import process
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
-    from labkit.magics.simulated import Output
 
 TOOLS = ("kubectl", "helm", "cilium", "hubble")
 SHELL_OPERATORS = ("|", "||", "&&", ";", ">", ">>", "<", "&")
@@ -41,8 +46,6 @@ def run(tool: str, line: str, cell: str | None = None, *, lab: Lab | None = None
     Raises LabkitError when the command is refused before anything runs (bad quoting,
     another kube context, a tool that is not installed).
     """
-    from labkit.lab import current_lab
-
     if tool not in TOOLS:
         raise LabkitError(f"no magic for {tool!r}", hint=f"use one of {', '.join(TOOLS)}")
     write_out = out or _writer(sys.stdout)
@@ -60,9 +63,10 @@ def run(tool: str, line: str, cell: str | None = None, *, lab: Lab | None = None
                           "with no shell to pipe, chain or redirect",
                           hint="drop it: narrow the output with -n, -l or -o instead, or run "
                           "the command in a terminal")
-    lab = lab or current_lab()
-    if lab.simulated:
-        result = answer_simulated(lab, tool, args, cell)
+    the_lab = lab or current_lab()
+
+    def simulated(backend: SimBackend) -> int:
+        result = answer_simulated(the_lab, backend, tool, args, cell)
         if result.notice:
             write_err(result.notice)
         if result.stdout:
@@ -70,23 +74,21 @@ def run(tool: str, line: str, cell: str | None = None, *, lab: Lab | None = None
         if result.stderr:
             write_err(result.stderr)
         gap = "\n" if result.stdout and not result.stdout.endswith("\n") else ""
-        write_err(gap + SIMULATED_LABEL.format(cluster=lab.cluster_name) + "\n")
-        code = result.code
-    else:
-        from labkit.magics import guarded
-        from labkit.tools import process
+        write_err(gap + SIMULATED_LABEL.format(cluster=the_lab.cluster_name) + "\n")
+        return result.code
 
-        cmd = guarded.command(tool, args, lab.cluster_name)
-        code = process.stream(cmd.argv, write_out, input=cell, env=cmd.env)
-    return code
+    def real(_: object) -> int:
+        cmd = guarded.command(tool, args, the_lab.cluster_name)
+        return process.stream(cmd.argv, write_out, input=cell, env=cmd.env)
+
+    return the_lab.impl.dispatch(sim=simulated, kind=real)
 
 
-def answer_simulated(lab: Lab, tool: str, args: Sequence[str], stdin: str | None) -> Output:
+def answer_simulated(lab: Lab, backend: SimBackend, tool: str, args: Sequence[str],
+                     stdin: str | None) -> Output:
     """What ``tool args`` prints on the simulated cluster."""
-    from labkit.magics.simulated import Output, SimKubectl, outside_subset
-
     if tool == "kubectl":
-        return SimKubectl(lab).run(args, stdin)
+        return SimKubectl(lab, backend).run(args, stdin)
     cni = lab.cni or "no CNI"
     why = {"helm": "the simulated cluster keeps no Helm releases (labkit installs the sim's "
                    "add-ons from its model, not from charts)",
@@ -108,7 +110,7 @@ def _writer(stream: Any) -> Writer:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext labkit``: register %kubectl (also a cell magic), %helm, %cilium, %hubble."""
-    from IPython.core.error import UsageError
+    from IPython.core.error import UsageError  # lazy: IPython is there only inside a kernel
 
     def magic(tool: str) -> Callable[..., None]:
         def handler(line: str, cell: str | None = None) -> None:

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from labkit.magics.simulated import Output, Unsupported
+from labkit.backends.sim import SimBackend
+from labkit.magics.output import Output, Unsupported
 from labkit.model import Denial, HttpRequest, Traffic
 
 if TYPE_CHECKING:
     from labkit.backends.sim.cluster import SimCluster
-    from labkit.lab import Lab
     from labkit.model import Pod
 
 
@@ -121,7 +121,7 @@ def _set(args: CurlArgs, name: str, value: str) -> None:
         setattr(args, name, value)
 
 
-def curl(lab: Lab, source: Pod, argv: Sequence[str]) -> Output:
+def curl(backend: SimBackend, source: Pod, argv: Sequence[str]) -> Output:
     """What ``curl argv`` prints when run in ``source`` on the simulated cluster."""
     args = parse_curl(argv)
     url = urlsplit(args.url if "://" in args.url else f"http://{args.url}")
@@ -129,9 +129,9 @@ def curl(lab: Lab, source: Pod, argv: Sequence[str]) -> Output:
         raise Unsupported(f"{url.scheme}:// is not modelled (the shop serves plain HTTP)")
     host, port = url.hostname or "", url.port or 80
     path = url.path or "/"
-    cluster: SimCluster = lab.impl.cluster  # type: ignore[attr-defined]
+    cluster = backend.cluster
     if not _is_address(host):
-        lookup = _lookup(lab, cluster, source, host, args)
+        lookup = _lookup(backend, source, host, args)
         if lookup is not None:
             return lookup
     target = _resolve(cluster, source, host, port)
@@ -141,7 +141,7 @@ def curl(lab: Lab, source: Pod, argv: Sequence[str]) -> Output:
     http = HttpRequest(args.method.upper(), path + (f"?{url.query}" if url.query else ""),
                        host, dict(args.headers))
     traffic = Traffic(source.key, dst, dport, "TCP", http)
-    seen = lab.impl.observe([traffic], {traffic: True})[traffic]
+    seen = backend.observe([traffic], {traffic: True})[traffic]
     if seen.allowed:
         return _answer(args, cluster, dst, path, url.query)
     if seen.denial == Denial.HTTP_403:
@@ -160,19 +160,18 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def _lookup(lab: Lab, cluster: SimCluster, source: Pod, host: str, args: CurlArgs
-            ) -> Output | None:
+def _lookup(backend: SimBackend, source: Pod, host: str, args: CurlArgs) -> Output | None:
     """A name is looked up first, over UDP 53 to CoreDNS, which policies can block (lab 02's
     default deny that forgets DNS): then curl fails before connecting. None: it resolves."""
     parts = host.rstrip(".").split(".")
     if len(parts) > 1 and parts[2:] not in ([], ["svc"], ["svc", "cluster", "local"]):
         raise Unsupported(f"names outside the cluster ({host}) are not modelled")
-    dns = sorted(sp.pod.key for sp in cluster.pods.values()
+    dns = sorted(sp.pod.key for sp in backend.cluster.pods.values()
                  if sp.phase == "Running" and sp.pod.labels.get("k8s-app") == "kube-dns")
     reachable = False
     if dns:
         query = Traffic(source.key, dns[0], 53, "UDP")
-        reachable = lab.impl.observe([query], {query: True})[query].allowed
+        reachable = backend.observe([query], {query: True})[query].allowed
     if reachable:
         return None
     limits = [t for t in (args.connect_timeout, args.max_time) if t is not None]

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from labkit.errors import CheckFailed, LabkitError
+from labkit.labs.common import CheckResult, not_attempted
+from labkit.magics import run
+from labkit.magics.output import Unsupported
+from labkit.magics.simulated import parse_args, resource
 
 if TYPE_CHECKING:
-    from labkit.checks import CheckResult
     from labkit.lab import Lab
 
 
@@ -37,9 +40,6 @@ class Wanted:
 
 def check_typed(lab: Lab, name: str, command: str | None, wanted: Wanted) -> CheckResult:
     """Run the learner's ``command`` on ``lab`` and judge it against ``wanted``."""
-    from labkit.checks import CheckResult, not_attempted
-    from labkit.magics import run
-
     if command is None:
         return not_attempted(name, "write the command in MY_COMMAND")
     words = shlex.split(command.strip().lstrip("%")) if command.strip() else []
@@ -66,8 +66,6 @@ def check_typed(lab: Lab, name: str, command: str | None, wanted: Wanted) -> Che
 
 def _mismatch(args: list[str], wanted: Wanted) -> str:
     """What is wrong with ``kubectl args`` for ``wanted``, in words; "" when nothing is."""
-    from labkit.magics.simulated import Unsupported, parse_args, resource
-
     try:
         parsed = parse_args(args)
     except Unsupported as exc:

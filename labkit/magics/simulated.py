@@ -29,14 +29,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit.backends.sim import SimBackend
 from labkit.display import kubectl as fmt
+from labkit.environments import pinned
 from labkit.errors import LabkitError, UnknownKindError
+from labkit.lab import documents
+from labkit.magics.curl import curl
+from labkit.magics.output import Output, Unsupported
+from labkit.policy.kinds import parse_one
+from labkit.policy.parse import documents_of, namespace_of
+from labkit.policy.selectors import LabelSelector, Requirement
+from labkit.policy.state import identity
 
 if TYPE_CHECKING:
     from labkit.backends.sim.cluster import SimCluster, SimPod
     from labkit.lab import Lab
     from labkit.model import Pod, Service
-    from labkit.policy.selectors import LabelSelector
 
 SUBSET = ("get nodes|pods|svc|deploy|ns|netpol [NAME] [-A] [-n NS] [-l SELECTOR] "
           "[-o wide|yaml|json|name]",
@@ -105,21 +113,6 @@ def resource_of(api_version: str, kind: str) -> Resource:
 
 
 @dataclass
-class Output:
-    """What a command printed and its exit code; ``notice`` goes to stderr before stdout
-    (kubectl's ``Defaulted container ...`` line precedes what the command prints)."""
-
-    stdout: str = ""
-    stderr: str = ""
-    code: int = 0
-    notice: str = ""
-
-
-class Unsupported(LabkitError):
-    """A command outside the modelled subset."""
-
-
-@dataclass
 class Args:
     """kubectl's command line, split into words and the flags the subset knows."""
 
@@ -178,15 +171,17 @@ def parse_args(argv: Sequence[str]) -> Args:
 
 
 class SimKubectl:
-    """``kubectl`` against a Lab on the sim backend."""
+    """``kubectl`` against a Lab on the sim backend (``backend`` is the Lab's)."""
 
-    def __init__(self, lab: Lab, *, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, lab: Lab, backend: SimBackend, *,
+                 now: Callable[[], float] = time.time) -> None:
         self.lab = lab
+        self.backend = backend
         self.now = now
 
     @property
     def cluster(self) -> SimCluster:
-        return self.lab.impl.cluster  # type: ignore[attr-defined]
+        return self.backend.cluster
 
     def run(self, argv: Sequence[str], stdin: str | None = None) -> Output:
         try:
@@ -484,9 +479,6 @@ class SimKubectl:
 
     # -- apply / delete --------------------------------------------------------------
     def _manifests(self, args: Args, stdin: str | None) -> list[tuple[str, dict[str, Any]]]:
-        from labkit.lab import documents
-        from labkit.policy.parse import documents_of
-
         if not args.files:
             raise Unsupported("apply/delete need -f FILE (or -f - with the YAML in the cell)")
         docs: list[tuple[str, dict[str, Any]]] = []
@@ -503,8 +495,6 @@ class SimKubectl:
         return docs
 
     def _apply(self, args: Args, stdin: str | None) -> Output:
-        from labkit.policy.parse import parse_one
-
         docs = self._manifests(args, stdin)
         before = []
         for source, doc in docs:
@@ -527,16 +517,13 @@ class SimKubectl:
 
     def _fingerprint(self, doc: dict[str, Any], objs: list[Any] | None) -> Any:
         """What the cluster holds under this manifest's name now (None: nothing)."""
-        from labkit.policy.parse import namespace_of, parse_one
-        from labkit.policy.state import identity
-
         c = self.cluster
         kind, name = doc.get("kind"), doc["metadata"]["name"]
         ns = namespace_of(doc)
         stored: Any = {"Namespace": c.namespaces.get(name),
                        "Deployment": (c.deployments.get(f"{ns}/{name}") or (None,))[0],
                        "Service": c.services.get(f"{ns}/{name}"),
-                       "Pod": getattr(c.pods.get(f"{ns}/{name}"), "pod", None)}.get(str(kind))
+                       "Pod": self._pod_named(ns, name)}.get(str(kind))
         if kind in ("Namespace", "Deployment", "Service", "Pod"):
             if stored is None:
                 return None
@@ -563,26 +550,26 @@ class SimKubectl:
                 err.append(f'Error from server (NotFound): {res.plural_qualified} "{name}" '
                            "not found\n")
                 continue
-            self.lab.impl.delete([], [obj])
+            self.backend.delete([], [obj])
             out.append(deleted_line(res, name, ns))
         return Output("".join(out), "".join(err), 1 if err else 0)
 
     def _stored(self, res: Resource, ns: str, name: str) -> Any:
-        from labkit.policy.state import identity
-
         c = self.cluster
         if res.kind == "NetworkPolicy":
             return next((p for p in c.policies
                          if identity(p) == ("NetworkPolicy", ns, name)), None)
         return {"Namespace": lambda: c.namespaces.get(name),
-                "Pod": lambda: getattr(c.pods.get(f"{ns}/{name}"), "pod", None),
+                "Pod": lambda: self._pod_named(ns, name),
                 "Service": lambda: c.services.get(f"{ns}/{name}"),
                 "Deployment": lambda: (c.deployments.get(f"{ns}/{name}") or (None,))[0],
                 }[res.kind]()
 
-    def _delete_manifests(self, args: Args, stdin: str | None) -> Output:
-        from labkit.policy.parse import namespace_of
+    def _pod_named(self, namespace: str, name: str) -> Pod | None:
+        sp = self.cluster.pods.get(f"{namespace}/{name}")
+        return sp.pod if sp is not None else None
 
+    def _delete_manifests(self, args: Args, stdin: str | None) -> Output:
         docs = self._manifests(args, stdin)
         present = [self._fingerprint(d, None) is not None for _, d in docs]
         self.lab.delete([d for _, d in docs])
@@ -599,8 +586,6 @@ class SimKubectl:
 
     # -- exec ... curl -----------------------------------------------------------------
     def _exec(self, args: Args, stdin: str | None) -> Output:
-        from labkit.magics.curl import curl
-
         if len(args.words) != 2 or not args.after_dashes:
             raise Unsupported("exec needs POD -- COMMAND, e.g. "
                               "`kubectl exec -n shop-web deploy/frontend -- curl -s URL`")
@@ -618,7 +603,7 @@ class SimKubectl:
         command = args.after_dashes
         if command[:1] != ["curl"]:
             raise Unsupported(f"only curl runs in the simulated pods, not {command[0]!r}")
-        out = curl(self.lab, pod, command[1:])
+        out = curl(self.backend, pod, command[1:])
         code_line = f"command terminated with exit code {out.code}\n" if out.code else ""
         return Output(out.stdout, out.stderr + code_line, out.code, notice)
 
@@ -650,8 +635,6 @@ class SimKubectl:
 def label_selector(text: str) -> LabelSelector:
     """``-l`` as kubectl reads it: ``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``,
     ``k in (a,b)``, ``k notin (a,b)``, comma-separated (all must hold)."""
-    from labkit.policy.selectors import LabelSelector, Requirement
-
     parts = [p.strip() for p in re.split(r",(?![^()]*\))", text) if p.strip()]
     reqs = []
     for part in parts:
@@ -695,8 +678,6 @@ def node_taints(roles: Sequence[str], ready: bool) -> list[dict[str, str]]:
 
 def kubelet_version() -> str:
     """The node image's Kubernetes version (kindest/node:v1.36.4@sha256:... -> v1.36.4)."""
-    from labkit.backends.stage import pinned
-
     image = str(pinned("kind", "node_image"))
     return image.split("@")[0].rsplit(":", 1)[-1]
 

@@ -59,16 +59,16 @@ def which(tool: str) -> str | None:
     return shutil.which(tool)
 
 
-def _program(argv: Sequence[str], caller: str) -> tuple[str, str]:
-    """(the tool's name, the path to run): ToolNotFound when it is not installed."""
+def resolve(argv: Sequence[str], what: str) -> str:
+    """The program to start for ``argv``: its path, or ToolNotFound with the install hint."""
     if not argv:
-        raise ValueError(f"{caller}() needs a command")
+        raise ValueError(f"{what}() needs a command")
     tool = argv[0]
     path = which(tool) if os.sep not in tool else tool
     if path is None:
         raise ToolNotFound(f"'{tool}' is not installed or not on PATH", command=shlex.join(argv),
                            hint=INSTALL_HINTS.get(tool, f"install {tool}"))
-    return tool, path
+    return path
 
 
 def run(
@@ -85,7 +85,8 @@ def run(
     Raises ToolNotFound when the program is missing, and ToolError when it
     times out or (with ``check``) exits non-zero.
     """
-    tool, path = _program(argv, "run")
+    path = resolve(argv, "run")
+    tool = argv[0]
     full_env = {**os.environ, **env} if env else None
     try:
         proc = subprocess.run(
@@ -131,7 +132,8 @@ def stream(
     -f``) or interrupted (Jupyter's stop button) is killed; a line says so. ToolNotFound
     when the program is missing.
     """
-    tool, path = _program(argv, "stream")
+    path = resolve(argv, "stream")
+    tool = argv[0]
     try:
         proc = subprocess.Popen(
             [path, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -226,7 +228,8 @@ class Background:
 
 def background(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Background:
     """Start ``argv`` and return at once; see :class:`Background`. ToolNotFound if missing."""
-    tool, path = _program(argv, "background")
+    path = resolve(argv, "background")
+    tool = argv[0]
     # The files outlive this function: Background closes them when the program is reaped.
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
     try:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit import Lab, checks
-from labkit.backends.stage import environments_dir
+from labkit import Lab
+from labkit.environments import environments_dir
+from labkit.labs import flannel as checks
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -24,7 +24,10 @@ from typing import Any
 
 import pytest
 
-from labkit import cli, image_bundle, image_pins, images
+from labkit import cli
+from labkit.course.images import bundle as image_bundle
+from labkit.course.images import listing as images
+from labkit.course.images import pins as image_pins
 from labkit.tools import process
 
 pytestmark = pytest.mark.docker

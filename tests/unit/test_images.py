@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
-from labkit import cli, image_bundle, image_pins, images
-from labkit.backends.stage import pinned
+from labkit import cli
+from labkit.course.images import bundle as image_bundle
+from labkit.course.images import listing as images
+from labkit.course.images import pins as image_pins
+from labkit.environments import pinned
 from labkit.errors import ContextRefused, LabkitError, ToolError
 from labkit.tools.process import Result
 
@@ -184,7 +187,7 @@ def test_list_offline_fails_with_a_hint(monkeypatch, tmp_path, capsys):
 
 
 def test_list_uses_the_cache_when_offline(monkeypatch, tmp_path, capsys):
-    from labkit.cni.flannel import fetch_url
+    from labkit.tools.files import fetch_url
 
     monkeypatch.setenv("HOME", str(tmp_path))
     cache = tmp_path / ".cache" / "labkit" / "manifests"

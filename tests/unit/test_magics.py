@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from labkit import Lab
+from labkit.cni.calico import recipe as calico
 from labkit.display import kubectl as fmt
 from labkit.errors import CheckFailed, ContextRefused, LabkitError
 from labkit.magics import run
@@ -77,7 +78,7 @@ def shop() -> Lab:
 
 
 def _kubectl(lab: Lab, line: str, stdin: str | None = None, age: float = 381):
-    return SimKubectl(lab, now=lambda: FIXED_CLOCK + age).run(line.split(), stdin)
+    return SimKubectl(lab, lab.impl, now=lambda: FIXED_CLOCK + age).run(line.split(), stdin)
 
 
 def test_sim_get_nodes_has_the_real_layout_before_and_after_the_cni() -> None:
@@ -152,7 +153,6 @@ def test_sim_apply_refuses_what_the_api_server_refuses(shop: Lab) -> None:
 
 
 def test_sim_exec_curl_follows_the_data_plane(shop: Lab) -> None:
-    from labkit.cni import calico
 
     api = sorted(p.name for p in shop.pods("shop-api") if p.labels.get("app") == "api")[0]
     ok = _kubectl(shop, "exec -n shop-web deploy/frontend -- curl -s api.shop-api:8080/hostname")
@@ -390,7 +390,6 @@ def test_magics_in_an_ipython_shell(shell, shop: Lab) -> None:
 
 def test_sim_ages_count_from_each_objects_creation(shop: Lab, monkeypatch) -> None:
     from labkit.backends.sim import cluster as sim_cluster
-    from labkit.cni import calico
 
     monkeypatch.setattr(sim_cluster, "clock", lambda: FIXED_CLOCK + 600)
     calico.RECIPE.migrate(shop, restart=False)
@@ -416,7 +415,7 @@ def test_sim_apply_of_a_kind_the_model_lacks_is_outside_the_subset_not_refused(s
     ("app=api", {"api"}), ("app!=api", {"db"}), ("app in (api,db)", {"api", "db"}),
     ("tier notin (api)", {"db"}), ("app,!nope", {"api", "db"}), ("!app", set())])
 def test_sim_get_with_a_label_selector(shop: Lab, selector: str, apps: set[str]) -> None:
-    out = SimKubectl(shop).run(["get", "pods", "-n", "shop-api", "-l", selector])
+    out = SimKubectl(shop, shop.impl).run(["get", "pods", "-n", "shop-api", "-l", selector])
     assert {line.split("-")[0] for line in out.stdout.splitlines()[1:]} == apps
 
 
@@ -440,7 +439,6 @@ def test_kind_magic_in_a_shell_streams_and_refuses_in_one_line(shell, kind_lab) 
 
 
 def test_sim_curl_by_name_needs_dns(shop: Lab) -> None:
-    from labkit.cni import calico
 
     calico.RECIPE.migrate(shop, restart=False)
     calico.RECIPE.restart_workloads(shop)

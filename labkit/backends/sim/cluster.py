@@ -34,7 +34,8 @@ from typing import Any
 from labkit.backends.base import NodeRow, PodRow
 from labkit.backends.sim.ipam import Ipam
 from labkit.backends.sim.names import pod_suffix, template_hash
-from labkit.backends.stage import Stage
+from labkit.cnis import KUBERNETES_NAMESPACES
+from labkit.environments import Stage
 from labkit.model import (
     ClusterState,
     ContainerPort,
@@ -45,14 +46,14 @@ from labkit.model import (
     Service,
     ServicePort,
 )
+from labkit.policy.state import identity
 
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
                      "reason:NetworkPluginNotReady message:Network plugin returns error: "
                      "cni plugin not initialized")
 #: Where creation times come from (tests replace it to get fixed AGEs).
 clock: Callable[[], float] = time.time
-SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
-DEFAULT_NAMESPACES = ("default", *SYSTEM_NAMESPACES)
+DEFAULT_NAMESPACES = ("default", *KUBERNETES_NAMESPACES)
 
 
 @dataclass
@@ -88,6 +89,8 @@ class CniRecord:
     ipam: Ipam
     namespace: str
     daemonset: str
+    #: What the install chose that shows on the wire (``labkit.capture.datapath_for``).
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 Hook = Callable[["SimCluster"], None]
@@ -343,8 +346,6 @@ class SimCluster:
 
     def _stamp(self) -> None:
         """Creation times for new objects; forget those of objects that are gone."""
-        from labkit.policy.state import identity
-
         keys = [object_key("Node", "", n) for n in self.nodes]
         keys += [object_key("Namespace", "", n) for n in self.namespaces]
         keys += [object_key(kind, *key.split("/", 1)) for kind, objs in
