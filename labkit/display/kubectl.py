@@ -25,16 +25,31 @@ MIN_WIDTH = 6
 PADDING = 3
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """``kubectl get``'s table: tabwriter columns, the last one unpadded, newline-terminated."""
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, padding: int = PADDING,
+          min_width: int = MIN_WIDTH) -> str:
+    """``kubectl get``'s table: tabwriter columns, the last one unpadded, newline-terminated.
+
+    ``kubectl describe`` writes its tables with padding 2 and no minimum width (and a space
+    after each data cell): :func:`describe_table`.
+    """
     lines = [list(map(str, header)), *[list(map(str, r)) for r in rows]]
-    widths = [max(MIN_WIDTH, max(len(line[i]) for line in lines) + PADDING)
+    widths = [max(min_width, max(len(line[i]) for line in lines) + padding)
               for i in range(len(header) - 1)]
     out = []
     for line in lines:
         cells = [c.ljust(w) for c, w in zip(line, widths, strict=False)] + line[len(widths):]
         out.append("".join(cells))
     return "\n".join(out) + "\n"
+
+
+def describe_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """A table inside ``kubectl describe`` output, indented by 2: a dashed line under the
+    header, and each data cell but the last followed by a space (describe.go writes rows as
+    ``"%v \t%v \t..."`` into a tabwriter with padding 2)."""
+    dashes = ["-" * len(h) for h in header]
+    data = [[f"{c} " for c in r[:-1]] + [str(r[-1])] for r in rows]
+    text = table(header, [dashes, *data], padding=2, min_width=0)
+    return ["  " + line for line in text.splitlines()]
 
 
 def human_duration(seconds: float) -> str:

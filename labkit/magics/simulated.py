@@ -26,6 +26,7 @@ import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,15 @@ SUBSET = ("get nodes|pods|svc|deploy|ns|netpol [NAME] [-A] [-n NS] [-l SELECTOR]
 BUILTIN_APIS = ("v1", "apps/v1", "batch/v1", "networking.k8s.io/v1", "policy/v1",
                 "rbac.authorization.k8s.io/v1", "autoscaling/v2", "storage.k8s.io/v1",
                 "discovery.k8s.io/v1", "coordination.k8s.io/v1", "scheduling.k8s.io/v1")
+
+
+#: The kubelet's node conditions besides Ready, as reported while they are False (kubelet
+#: setters.go; the real sample in tests/fixtures/kubectl shows MemoryPressure this way).
+PRESSURE_CONDITIONS = (
+    ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+)
 
 
 @dataclass(frozen=True)
@@ -273,9 +283,19 @@ class SimKubectl:
                   "kubernetes.io/os": "linux",
                   **{f"node-role.kubernetes.io/{r}": "" for r in n.roles}}
         row = n.row()
-        ready = {"type": "Ready", "status": "True" if n.ready else "False",
-                 "reason": "KubeletReady" if n.ready else "KubeletNotReady",
-                 "message": "kubelet is posting ready status" if n.ready else row.message}
+        created = self.cluster.created_at("Node", "", name) or self.now()
+        beat, since = fmt.timestamp(self.now()), fmt.timestamp(created)
+        # The kubelet's pressure conditions (the sim models healthy nodes) and Ready, which
+        # turns True when the CNI's agent on the node writes its config: its pod's start.
+        conditions = [{"type": t, "status": "False", "reason": reason, "message": message,
+                       "lastHeartbeatTime": beat, "lastTransitionTime": since}
+                      for t, reason, message in PRESSURE_CONDITIONS]
+        conditions.append({
+            "type": "Ready", "status": "True" if n.ready else "False",
+            "reason": "KubeletReady" if n.ready else "KubeletNotReady",
+            "message": "kubelet is posting ready status" if n.ready else row.message,
+            "lastHeartbeatTime": beat,
+            "lastTransitionTime": fmt.timestamp(self._ready_since(name) or created)})
         spec: dict[str, Any] = {}
         if n.pod_cidr:
             spec = {"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]}
@@ -286,9 +306,20 @@ class SimKubectl:
                 "metadata": self._meta("Node", "", name, labels=labels), "spec": spec,
                 "status": {"addresses": [{"address": n.ip, "type": "InternalIP"},
                                          {"address": name, "type": "Hostname"}],
-                           "conditions": [ready],
+                           "conditions": conditions,
                            "nodeInfo": {"kubeletVersion": kubelet_version(),
                                         "kernelVersion": platform.release()}}}
+
+    def _ready_since(self, node: str) -> float | None:
+        """When the node turned Ready: when the CNI's agent pod on it was created."""
+        cni = self.cluster.cni
+        if cni is None or not self.cluster.nodes[node].ready:
+            return None
+        owner = f"DaemonSet {cni.namespace}/{cni.daemonset}"
+        agent = next((sp.pod for sp in self.cluster.pods.values()
+                      if sp.owner == owner and sp.pod.node == node), None)
+        return None if agent is None else \
+            self.cluster.created_at("Pod", agent.namespace, agent.name)
 
     def _namespace_obj(self, name: str) -> dict[str, Any]:
         ns = self.cluster.namespaces[name]
@@ -457,12 +488,11 @@ class SimKubectl:
                      f"{fmt.describe_time(created) if created is not None else '<unset>'}")
         lines += block("Taints", [f"{t['key']}:{t['effect']}" for t in spec.get("taints", [])])
         lines.append(f"{'Unschedulable:':<20}false")
-        cond = status["conditions"][0]
-        lines += ["Conditions:"]
-        lines += ["  " + line for line in fmt.table(
-            ["Type", "Status", "Reason", "Message"],
-            [["----", "------", "------", "-------"],
-             [cond["type"], cond["status"], cond["reason"], cond["message"]]]).splitlines()]
+        lines += ["Conditions:", *fmt.describe_table(
+            ["Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason", "Message"],
+            [[c["type"], c["status"], _rfc1123(c["lastHeartbeatTime"]),
+              _rfc1123(c["lastTransitionTime"]), c["reason"], c["message"]]
+             for c in status["conditions"]])]
         lines += ["Addresses:", f"  InternalIP:  {n.ip}", f"  Hostname:    {name}"]
         lines += [f"{'PodCIDR:':<20}{n.pod_cidr or '<none>'}"] if n.pod_cidr else []
         lines += block("PodCIDRs", [n.pod_cidr] if n.pod_cidr else [])
@@ -470,10 +500,10 @@ class SimKubectl:
                       key=lambda p: (p.namespace, p.name))
         lines.append(f"Non-terminated Pods:          ({len(pods)} in total)")
         if pods:
-            lines += ["  " + line for line in fmt.table(
-                ["Namespace", "Name", "Age"], [["---------", "----", "---"]]
-                + [[p.namespace, p.name, fmt.age(self.cluster.created_at(
-                    "Pod", p.namespace, p.name), self.now())] for p in pods]).splitlines()]
+            lines += fmt.describe_table(["Namespace", "Name", "Age"], [
+                [p.namespace, p.name,
+                 fmt.age(self.cluster.created_at("Pod", p.namespace, p.name), self.now())]
+                for p in pods])
         lines.append("Events:              <none>")
         return "\n".join(lines)
 
@@ -655,6 +685,12 @@ def label_selector(text: str) -> LabelSelector:
             raise LabkitError(f"unable to parse requirement: {part!r}",
                               hint="e.g. -l app=api, -l 'tier in (api,data)'")
     return LabelSelector(expressions=tuple(reqs))
+
+
+def _rfc1123(stamp: str) -> str:
+    """An API timestamp (``2025-06-15T15:06:40Z``) as describe prints it."""
+    return fmt.describe_time(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+                             .replace(tzinfo=UTC).timestamp())
 
 
 def deleted_line(res: Resource, name: str, namespace: str) -> str:

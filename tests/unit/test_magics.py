@@ -26,7 +26,7 @@ from tests.unit.test_sim import shop_lab
 
 #: Real kubectl tables, copied from the reference samples (see the folder's README).
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "kubectl"
-TABLES = sorted(p.name for p in SAMPLES.glob("*.txt"))
+TABLES = sorted(p.name for p in SAMPLES.glob("kubectl_get_*.txt"))
 NODES_NO_CNI = "kubectl_get_nodes_kind_no_cni_notready_4nodes_cilium_quickstart.txt"
 
 
@@ -37,7 +37,7 @@ def _cells(line: str) -> list[str]:
 # -- kubectl's formats, against real outputs ------------------------------------------------
 
 def test_the_fixtures_are_there() -> None:
-    assert len(TABLES) == 8 and NODES_NO_CNI in TABLES
+    assert len(TABLES) == 8 and NODES_NO_CNI in TABLES and (SAMPLES / DESCRIBE).exists()
 
 
 @pytest.mark.parametrize("name", TABLES, ids=[Path(t).stem[:40] for t in TABLES])
@@ -454,3 +454,22 @@ def test_sim_curl_by_name_needs_dns(shop: Lab) -> None:
     by_ip = _kubectl(shop, frontend + f"{db_ip}:5432/hostname")
     assert _kubectl(shop, frontend + "db.shop-api:5432/hostname").code == by_ip.code
     assert "Resolving" not in _kubectl(shop, frontend + "db.shop-api:5432/hostname").stderr
+
+
+DESCRIBE = "kubectl_describe_node_kind_worker_notready_TRUNCATED_kind_issue3603.txt"
+
+
+def test_describe_tables_match_real_kubectl_describe() -> None:
+    lines = (SAMPLES / DESCRIBE).read_text().splitlines()
+    start = lines.index("Conditions:") + 1
+    header, _, row = (_cells(line) for line in lines[start:start + 3])
+    assert fmt.describe_table(header, [row]) == lines[start:start + 3]
+
+
+def test_sim_describe_node_conditions(shop: Lab) -> None:
+    text = _kubectl(shop, "describe node cni-lab-worker").stdout.splitlines()
+    start = text.index("Conditions:") + 1
+    rows = [_cells(line) for line in text[start + 2:start + 6]]
+    assert [r[0] for r in rows] == ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+    assert rows[0][4:] == ["KubeletHasSufficientMemory", "kubelet has sufficient memory available"]
+    assert rows[3][1] == "True" and rows[3][2] == "Sun, 15 Jun 2025 15:13:01 +0000"  # now
