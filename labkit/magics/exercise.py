@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from labkit.errors import CheckFailed, LabkitError
 from labkit.labs.common import CheckResult, not_attempted
 from labkit.magics import run
+from labkit.magics.cli import parse_args, resource
 from labkit.magics.output import Unsupported
-from labkit.magics.simulated import parse_args, resource
 
 if TYPE_CHECKING:
     from labkit.lab import Lab

@@ -10,7 +10,8 @@ What it answers (everything else gets one clear "outside the subset" message):
 - ``exec POD|deploy/NAME [-n NS] [-c CONTAINER] -- curl [-sS] [-m N] [--connect-timeout N]
   [-X METHOD] [-H HEADER] [-o /dev/null] [-w '%{http_code}'] URL``
 
-Output is kubectl's own format (:mod:`labkit.display.kubectl`); input goes through the
+:mod:`.cli` reads the command line and :mod:`.objects` turns the simulated cluster into API
+objects. Output is kubectl's own format (:mod:`labkit.display.kubectl`); input goes through the
 Lab, so a manifest the API server would refuse is refused here with the same message.
 ``exec ... curl`` asks the backend's data plane (the policy engine restricted to the
 installed CNI), so it agrees with ``lab.probe``. Which objects exist, their addresses and
@@ -21,31 +22,29 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import re
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.backends.sim import SimBackend
 from labkit.display import kubectl as fmt
-from labkit.environments import pinned
 from labkit.errors import LabkitError, UnknownKindError
 from labkit.lab import documents
+from labkit.magics.cli import Args, Resource, label_selector, parse_args, resource, resource_of
 from labkit.magics.curl import curl
+from labkit.magics.objects import ApiView, kubelet_version
 from labkit.magics.output import Output, Unsupported
 from labkit.policy.kinds import parse_one
 from labkit.policy.parse import documents_of, namespace_of
-from labkit.policy.selectors import LabelSelector, Requirement
 from labkit.policy.state import identity
 
 if TYPE_CHECKING:
-    from labkit.backends.sim.cluster import SimCluster, SimPod
+    from labkit.backends.sim.cluster import SimCluster
     from labkit.lab import Lab
-    from labkit.model import Pod, Service
+    from labkit.model import Pod
 
 SUBSET = ("get nodes|pods|svc|deploy|ns|netpol [NAME] [-A] [-n NS] [-l SELECTOR] "
           "[-o wide|yaml|json|name]",
@@ -60,126 +59,6 @@ BUILTIN_APIS = ("v1", "apps/v1", "batch/v1", "networking.k8s.io/v1", "policy/v1"
                 "discovery.k8s.io/v1", "coordination.k8s.io/v1", "scheduling.k8s.io/v1")
 
 
-#: The kubelet's node conditions besides Ready, as reported while they are False (kubelet
-#: setters.go; the real sample in tests/fixtures/kubectl shows MemoryPressure this way).
-PRESSURE_CONDITIONS = (
-    ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-    ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-    ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-)
-
-
-@dataclass(frozen=True)
-class Resource:
-    """A kind kubectl knows: its plural, API group, scope and the names a learner may type."""
-
-    kind: str
-    plural: str
-    group: str
-    namespaced: bool
-    aliases: tuple[str, ...]
-
-    @property
-    def qualified(self) -> str:
-        """``networkpolicy.networking.k8s.io``: how apply/delete name the kind."""
-        return self.kind.lower() + (f".{self.group}" if self.group else "")
-
-    @property
-    def plural_qualified(self) -> str:
-        return self.plural + (f".{self.group}" if self.group else "")
-
-
-RESOURCES = (
-    Resource("Node", "nodes", "", False, ("node", "no")),
-    Resource("Namespace", "namespaces", "", False, ("namespace", "ns")),
-    Resource("Pod", "pods", "", True, ("pod", "po")),
-    Resource("Service", "services", "", True, ("service", "svc")),
-    Resource("Deployment", "deployments", "apps", True, ("deployment", "deploy")),
-    Resource("NetworkPolicy", "networkpolicies", "networking.k8s.io", True,
-             ("networkpolicy", "netpol")),
-)
-
-
-def resource(word: str) -> Resource | None:
-    """The resource a learner means by ``pods``, ``po``, ``pod``, ``pods.`` or ``svc/api``."""
-    word = word.lower().split("/")[0]
-    for r in RESOURCES:
-        if word in (r.plural, r.plural_qualified, r.qualified, *r.aliases):
-            return r
-    return None
-
-
-def resource_of(api_version: str, kind: str) -> Resource:
-    """The resource of a manifest (any kind: CRDs get their plural by English rules)."""
-    group = api_version.split("/")[0] if "/" in api_version else ""
-    for r in RESOURCES:
-        if r.kind == kind and r.group == group:
-            return r
-    low = kind.lower()
-    plural = low[:-1] + "ies" if low.endswith("y") else low + ("es" if low.endswith("s") else "s")
-    return Resource(kind, plural, group, kind not in ("GlobalNetworkPolicy",
-                                                      "CiliumClusterwideNetworkPolicy", "Tier",
-                                                      "IPPool"), ())
-
-
-@dataclass
-class Args:
-    """kubectl's command line, split into words and the flags the subset knows."""
-
-    words: list[str] = field(default_factory=list)
-    namespace: str = ""
-    all_namespaces: bool = False
-    output: str = ""
-    files: list[str] = field(default_factory=list)
-    container: str = ""
-    selector: str = ""
-    after_dashes: list[str] = field(default_factory=list)
-
-
-VALUE_FLAGS = {"-n": "namespace", "--namespace": "namespace", "-o": "output",
-               "--output": "output", "-f": "files", "--filename": "files",
-               "-c": "container", "--container": "container", "-l": "selector",
-               "--selector": "selector"}
-BOOL_FLAGS = {"-A": "all_namespaces", "--all-namespaces": "all_namespaces",
-              "-i": "", "--stdin": "", "-t": "", "--tty": "", "-it": "", "-ti": ""}
-
-
-def parse_args(argv: Sequence[str]) -> Args:
-    args = Args()
-    words = list(argv)
-    if "--" in words:
-        cut = words.index("--")
-        words, args.after_dashes = words[:cut], words[cut + 1:]
-    i = 0
-    while i < len(words):
-        word = words[i]
-        flag, value = word, ""
-        if word.startswith("--") and "=" in word:
-            flag, value = word.split("=", 1)
-        elif word in VALUE_FLAGS:
-            value = words[i + 1] if i + 1 < len(words) else ""
-            i += 1
-        elif word[:2] in VALUE_FLAGS and len(word) > 2:  # -nshop-api, -owide, -o=wide
-            flag, value = word[:2], word[2:].removeprefix("=")
-        if flag in VALUE_FLAGS:
-            if not value:
-                raise Unsupported(f"flag needs an argument: {word!r}",
-                                  hint="e.g. -n shop-api, -o wide, -f policy.yaml")
-            if VALUE_FLAGS[flag] == "files":
-                args.files.append(value)
-            else:
-                setattr(args, VALUE_FLAGS[flag], value)
-        elif word in BOOL_FLAGS:
-            if BOOL_FLAGS[word]:
-                setattr(args, BOOL_FLAGS[word], True)
-        elif word.startswith("-"):
-            raise Unsupported(f"the flag {word!r} is not modelled")
-        else:
-            args.words.append(word)
-        i += 1
-    return args
-
-
 class SimKubectl:
     """``kubectl`` against a Lab on the sim backend (``backend`` is the Lab's)."""
 
@@ -192,6 +71,10 @@ class SimKubectl:
     @property
     def cluster(self) -> SimCluster:
         return self.backend.cluster
+
+    @property
+    def api(self) -> ApiView:
+        return ApiView(self.cluster, self.now)
 
     def run(self, argv: Sequence[str], stdin: str | None = None) -> Output:
         try:
@@ -222,7 +105,7 @@ class SimKubectl:
         if args.output not in ("", "wide", "yaml", "json", "name"):
             raise Unsupported(f"-o {args.output} is not modelled")
         ns = self._namespace(args)
-        items = self._objects(res, None if args.all_namespaces and not names else ns)
+        items = self.api.objects(res, None if args.all_namespaces and not names else ns)
         if args.selector:
             wanted = label_selector(args.selector)
             items = [i for i in items if wanted.matches(i["metadata"].get("labels") or {})]
@@ -250,147 +133,6 @@ class SimKubectl:
 
     def _namespace(self, args: Args) -> str:
         return args.namespace or "default"  # kind's context names no namespace
-
-    def _objects(self, res: Resource, namespace: str | None) -> list[dict[str, Any]]:
-        """The API objects of a kind (in ``namespace``, or all), sorted as the API lists them."""
-        c = self.cluster
-        build = {"Node": lambda: [self._node(n) for n in c.nodes],
-                 "Namespace": lambda: [self._namespace_obj(n) for n in c.namespaces],
-                 "Pod": lambda: [self._pod(sp) for sp in c.pods.values()],
-                 "Service": lambda: [self._service(s) for s in c.services.values()],
-                 "Deployment": lambda: [self._deployment(k) for k in c.deployments],
-                 "NetworkPolicy": lambda: [self._policy(k, d) for k, d in c.policy_docs.items()
-                                           if k[0] == "NetworkPolicy"]}[res.kind]
-        objs = [o for o in build() if not res.namespaced or namespace is None
-                or o["metadata"].get("namespace") == namespace]
-        return sorted(objs, key=lambda o: (o["metadata"].get("namespace", ""),
-                                           o["metadata"]["name"]))
-
-    # -- API objects, as the API server would return them ------------------------------
-    def _meta(self, kind: str, namespace: str, name: str, **extra: Any) -> dict[str, Any]:
-        meta: dict[str, Any] = {"name": name}
-        if namespace:
-            meta["namespace"] = namespace
-        created = self.cluster.created_at(kind, namespace, name)
-        if created is not None:
-            meta["creationTimestamp"] = fmt.timestamp(created)
-        meta.update({k: v for k, v in extra.items() if v})
-        return meta
-
-    def _node(self, name: str) -> dict[str, Any]:
-        n = self.cluster.nodes[name]
-        labels = {"kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name,
-                  "kubernetes.io/os": "linux",
-                  **{f"node-role.kubernetes.io/{r}": "" for r in n.roles}}
-        row = n.row()
-        created = self.cluster.created_at("Node", "", name) or self.now()
-        beat, since = fmt.timestamp(self.now()), fmt.timestamp(created)
-        # The kubelet's pressure conditions (the sim models healthy nodes) and Ready, which
-        # turns True when the CNI's agent on the node writes its config: its pod's start.
-        conditions = [{"type": t, "status": "False", "reason": reason, "message": message,
-                       "lastHeartbeatTime": beat, "lastTransitionTime": since}
-                      for t, reason, message in PRESSURE_CONDITIONS]
-        conditions.append({
-            "type": "Ready", "status": "True" if n.ready else "False",
-            "reason": "KubeletReady" if n.ready else "KubeletNotReady",
-            "message": "kubelet is posting ready status" if n.ready else row.message,
-            "lastHeartbeatTime": beat,
-            "lastTransitionTime": fmt.timestamp(self._ready_since(name) or created)})
-        spec: dict[str, Any] = {}
-        if n.pod_cidr:
-            spec = {"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]}
-        taints = node_taints(n.roles, n.ready)
-        if taints:
-            spec["taints"] = taints
-        return {"apiVersion": "v1", "kind": "Node",
-                "metadata": self._meta("Node", "", name, labels=labels), "spec": spec,
-                "status": {"addresses": [{"address": n.ip, "type": "InternalIP"},
-                                         {"address": name, "type": "Hostname"}],
-                           "conditions": conditions,
-                           "nodeInfo": {"kubeletVersion": kubelet_version(),
-                                        "kernelVersion": platform.release()}}}
-
-    def _ready_since(self, node: str) -> float | None:
-        """When the node turned Ready: when the CNI's agent pod on it was created."""
-        cni = self.cluster.cni
-        if cni is None or not self.cluster.nodes[node].ready:
-            return None
-        owner = f"DaemonSet {cni.namespace}/{cni.daemonset}"
-        agent = next((sp.pod for sp in self.cluster.pods.values()
-                      if sp.owner == owner and sp.pod.node == node), None)
-        return None if agent is None else \
-            self.cluster.created_at("Pod", agent.namespace, agent.name)
-
-    def _namespace_obj(self, name: str) -> dict[str, Any]:
-        ns = self.cluster.namespaces[name]
-        return {"apiVersion": "v1", "kind": "Namespace",
-                "metadata": self._meta("Namespace", "", name, labels=ns.all_labels()),
-                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
-
-    def _pod(self, sp: SimPod) -> dict[str, Any]:
-        p = sp.pod
-        names = p.containers or (p.name.rsplit("-", 2)[0],)
-        running = sp.phase == "Running"
-        status: dict[str, Any] = {"phase": sp.phase}
-        if running:
-            status |= {"podIP": p.ip, "hostIP": self.cluster.nodes[p.node].ip if p.node else "",
-                       "containerStatuses": [{"name": c, "ready": True, "restartCount": 0,
-                                              "state": {"running": {}}} for c in names]}
-        elif sp.reason:
-            status["conditions"] = [{"type": "PodScheduled", "status": "False",
-                                     "reason": "Unschedulable", "message": sp.reason}]
-        spec: dict[str, Any] = {"containers": [{"name": c} for c in names]}
-        if p.node:
-            spec["nodeName"] = p.node
-        if p.host_network:
-            spec["hostNetwork"] = True
-        return {"apiVersion": "v1", "kind": "Pod",
-                "metadata": self._meta("Pod", p.namespace, p.name, labels=p.labels),
-                "spec": spec, "status": status}
-
-    def _service(self, s: Service) -> dict[str, Any]:
-        ports = []
-        for sp in s.ports:
-            port: dict[str, Any] = {"port": sp.port, "protocol": sp.protocol,
-                                    "targetPort": sp.target_port}
-            if sp.name:
-                port["name"] = sp.name
-            if sp.node_port:
-                port["nodePort"] = sp.node_port
-            ports.append(port)
-        spec: dict[str, Any] = {"clusterIP": s.cluster_ip, "clusterIPs": [s.cluster_ip],
-                                "ports": ports, "type": s.type}
-        if s.selector:
-            spec["selector"] = dict(s.selector)
-        status: dict[str, Any] = {"loadBalancer": {}}
-        if s.external_ip:
-            status["loadBalancer"] = {"ingress": [{"ip": s.external_ip, "ipMode": "VIP"}]}
-        return {"apiVersion": "v1", "kind": "Service",
-                "metadata": self._meta("Service", s.namespace, s.name,
-                                       annotations=dict(s.annotations)),
-                "spec": spec, "status": status}
-
-    def _deployment(self, key: str) -> dict[str, Any]:
-        d, _ = self.cluster.deployments[key]
-        ready = sum(1 for sp in self.cluster.pods.values()
-                    if sp.owner == f"Deployment {key}" and sp.phase == "Running")
-        return {"apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": self._meta("Deployment", d.namespace, d.name),
-                "spec": {"replicas": d.replicas, "selector": {"matchLabels": dict(d.labels)}},
-                "status": {"replicas": d.replicas, "readyReplicas": ready,
-                           "availableReplicas": ready, "updatedReplicas": d.replicas}}
-
-    def _policy(self, key: tuple[str, str, str], doc: dict[str, Any]) -> dict[str, Any]:
-        kind, ns, name = key
-        out = {k: v for k, v in doc.items() if k not in ("metadata", "status")}
-        meta = {k: v for k, v in (doc.get("metadata") or {}).items()}
-        meta |= self._meta(kind, ns, name, generation=1)
-        spec = dict(out.get("spec") or {})
-        if kind == "NetworkPolicy" and "policyTypes" not in spec:
-            # defaulted by the API server: Ingress, plus Egress when egress rules are given
-            spec["policyTypes"] = ["Ingress", *(["Egress"] if spec.get("egress") else [])]
-            out["spec"] = spec
-        return {**out, "metadata": meta}
 
     # -- tables ------------------------------------------------------------------------
     def _age(self, obj: dict[str, Any]) -> str:
@@ -472,7 +214,7 @@ class SimKubectl:
         return Output("\n\n".join(self._describe_node(n) for n in names) + "\n")
 
     def _describe_node(self, name: str) -> str:
-        node = self._node(name)
+        node = self.api.node(name)
         n = self.cluster.nodes[name]
         meta, spec, status = node["metadata"], node["spec"], node["status"]
         created = self.cluster.created_at("Node", "", name)
@@ -662,31 +404,6 @@ class SimKubectl:
         return sp.pod
 
 
-def label_selector(text: str) -> LabelSelector:
-    """``-l`` as kubectl reads it: ``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``,
-    ``k in (a,b)``, ``k notin (a,b)``, comma-separated (all must hold)."""
-    parts = [p.strip() for p in re.split(r",(?![^()]*\))", text) if p.strip()]
-    reqs = []
-    for part in parts:
-        sets = re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", part)
-        if sets:
-            values = tuple(v.strip() for v in sets.group(3).split(",") if v.strip())
-            reqs.append(Requirement(sets.group(1), "In" if sets.group(2) == "in" else "NotIn",
-                                    values))
-            continue
-        pair = re.fullmatch(r"([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)", part)
-        if pair:
-            op = "NotIn" if pair.group(2) == "!=" else "In"
-            reqs.append(Requirement(pair.group(1), op, (pair.group(3),)))
-        elif re.fullmatch(r"!?[\w./-]+", part):
-            reqs.append(Requirement(part.lstrip("!"),
-                                    "DoesNotExist" if part.startswith("!") else "Exists"))
-        else:
-            raise LabkitError(f"unable to parse requirement: {part!r}",
-                              hint="e.g. -l app=api, -l 'tier in (api,data)'")
-    return LabelSelector(expressions=tuple(reqs))
-
-
 def _rfc1123(stamp: str) -> str:
     """An API timestamp (``2025-06-15T15:06:40Z``) as describe prints it."""
     return fmt.describe_time(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
@@ -697,25 +414,6 @@ def deleted_line(res: Resource, name: str, namespace: str) -> str:
     """kubectl >= 1.34 names the namespace of what it deleted (kubernetes/kubernetes#126619)."""
     where = f" from {namespace} namespace" if res.namespaced else ""
     return f'{res.qualified} "{name}" deleted{where}\n'
-
-
-def node_taints(roles: Sequence[str], ready: bool) -> list[dict[str, str]]:
-    """kubeadm taints the control plane NoSchedule (kind keeps it when there are workers); the
-    node lifecycle controller taints a NotReady node (Kubernetes docs, "Taints and
-    Tolerations", taint-nodes-by-condition; kind issue 3603 shows both effects on kind)."""
-    taints = []
-    if "control-plane" in roles:
-        taints.append({"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"})
-    if not ready:
-        taints += [{"effect": "NoSchedule", "key": "node.kubernetes.io/not-ready"},
-                   {"effect": "PreferNoSchedule", "key": "node.kubernetes.io/not-ready"}]
-    return taints
-
-
-def kubelet_version() -> str:
-    """The node image's Kubernetes version (kindest/node:v1.36.4@sha256:... -> v1.36.4)."""
-    image = str(pinned("kind", "node_image"))
-    return image.split("@")[0].rsplit(":", 1)[-1]
 
 
 def outside_subset(tool: str, argv: Sequence[str], why: str) -> str:

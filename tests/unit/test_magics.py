@@ -19,8 +19,9 @@ from labkit.cni.calico import recipe as calico
 from labkit.display import kubectl as fmt
 from labkit.errors import CheckFailed, ContextRefused, LabkitError
 from labkit.magics import run
+from labkit.magics.cli import resource_of
 from labkit.magics.exercise import Wanted, check_typed
-from labkit.magics.simulated import SimKubectl, resource_of
+from labkit.magics.simulated import SimKubectl
 from tests.conftest import FIXED_CLOCK
 from tests.unit.test_sim import shop_lab
 
