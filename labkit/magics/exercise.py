@@ -39,7 +39,18 @@ class Wanted:
 
 
 def check_typed(lab: Lab, name: str, command: str | None, wanted: Wanted) -> CheckResult:
-    """Run the learner's ``command`` on ``lab`` and judge it against ``wanted``."""
+    """Run the learner's ``command`` on ``lab`` and judge it against ``wanted``; the outcome is
+    recorded in ``lab.exercises`` under ``name`` (for a lab's exercise summary)."""
+    try:
+        result = _judge(lab, name, command, wanted)
+    except CheckFailed:
+        lab.exercises[name] = False
+        raise
+    lab.exercises[name] = result.passed
+    return result
+
+
+def _judge(lab: Lab, name: str, command: str | None, wanted: Wanted) -> CheckResult:
     if command is None:
         return not_attempted(name, "write the command in MY_COMMAND")
     words = shlex.split(command.strip().lstrip("%")) if command.strip() else []

@@ -474,3 +474,13 @@ def test_sim_describe_node_conditions(shop: Lab) -> None:
     assert [r[0] for r in rows] == ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
     assert rows[0][4:] == ["KubeletHasSufficientMemory", "kubelet has sufficient memory available"]
     assert rows[3][1] == "True" and rows[3][2] == "Sun, 15 Jun 2025 15:13:01 +0000"  # now
+
+
+def test_typed_exercise_outcomes_are_recorded_on_the_lab(shop: Lab) -> None:
+    check_typed(shop, "try it", None, WIDE_PODS)
+    assert shop.exercises["try it"] is None
+    with pytest.raises(CheckFailed):
+        check_typed(shop, "try it", "kubectl get pods", WIDE_PODS)
+    assert shop.exercises["try it"] is False
+    check_typed(shop, "try it", "kubectl get pods -A -o wide", WIDE_PODS)
+    assert shop.exercises["try it"] is True
