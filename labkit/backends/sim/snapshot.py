@@ -167,6 +167,7 @@ def dump(cluster: SimCluster, policy_docs: list[dict[str, Any]]) -> dict[str, An
         "hooks": [_hook_data(h) for h in cluster.hooks],
         "no_network": cluster.no_network,
         "created": cluster.created,
+        "hubble": {"identities": cluster.identities, "probes": cluster.probes},
     }
 
 
@@ -204,6 +205,9 @@ def load(data: dict[str, Any], source: str) -> tuple[SimCluster, list[tuple[Any,
     c.hooks = [_hook_from(h) for h in data["hooks"]]
     c.no_network = dict(data["no_network"])
     c.created = {k: float(v) for k, v in data.get("created", {}).items()}  # absent before AGEs
+    hubble = data.get("hubble") or {}  # absent in files written before Hubble was modelled
+    c.identities = {str(k): int(v) for k, v in hubble.get("identities", {}).items()}
+    c.probes = int(hubble.get("probes", 0))
     policies = [(obj, doc) for i, doc in enumerate(data["policies"])
                 for obj in parse_one(doc, f"{source}: policies[{i}]")]
     return c, policies
