@@ -7,8 +7,9 @@ opened (:func:`labkit.lab.current_lab`):
 - on **kind** the real program runs, guarded (:mod:`.guarded`): only ever against the lab's
   own context, its output streamed into the cell as it comes;
 - on **sim** kubectl answers a documented subset from the model in kubectl's own format
-  (:mod:`.simulated`, :mod:`.curl`), labelled simulated; helm, cilium and hubble say that
-  the model has nothing for them. Anything outside the subset gets one clear message.
+  (:mod:`.simulated`, :mod:`.curl`), ``hubble observe`` prints the sim's Hubble flows (with
+  Cilium), all labelled simulated; helm and cilium say that the model has nothing for them.
+  Anything outside the subset gets one clear message.
 
 A failing command (a curl that times out, a NotFound) prints what the tool prints, as in a
 terminal; a refused one (another context, a missing tool) stops the cell with one line.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.backends.sim import SimBackend
 from labkit.errors import LabkitError
+from labkit.hubble.writers import write as write_flows
 from labkit.lab import current_lab
 from labkit.magics import guarded
 from labkit.magics.output import Output
@@ -89,14 +91,38 @@ def answer_simulated(lab: Lab, backend: SimBackend, tool: str, args: Sequence[st
     """What ``tool args`` prints on the simulated cluster."""
     if tool == "kubectl":
         return SimKubectl(lab, backend).run(args, stdin)
+    if tool == "hubble" and args[:1] == ["observe"]:
+        return observe_simulated(lab, args)
     cni = lab.cni or "no CNI"
     why = {"helm": "the simulated cluster keeps no Helm releases (labkit installs the sim's "
                    "add-ons from its model, not from charts)",
            "cilium": f"the sim models no Cilium agent or operator to report on (this "
                      f"cluster runs {cni})",
-           "hubble": f"the sim models no Hubble Relay to stream flows from (this cluster "
-                     f"runs {cni})"}[tool]
+           "hubble": "only `hubble observe [--last N] [-o compact|json|jsonpb]` is answered "
+                     "on the simulated cluster"}[tool]
     return Output(stderr=outside_subset(tool, args, why), code=1)
+
+
+def observe_simulated(lab: Lab, args: Sequence[str]) -> Output:
+    """``hubble observe [--last N] [-o compact|json|jsonpb]``: the sim's flows (with Cilium),
+    printed as hubble prints them (labkit.hubble.writers)."""
+    last, output = 20, "compact"  # hubble observe's defaults
+    rest = list(args[1:])
+    while rest:
+        flag = rest.pop(0)
+        value = rest.pop(0) if rest and flag in ("--last", "-o", "--output") else ""
+        if flag == "--last" and value.isdigit() and int(value) > 0:
+            last = int(value)
+        elif flag in ("-o", "--output") and value in ("compact", "json", "jsonpb"):
+            output = value
+        else:
+            why = f"`{flag}{' ' + value if value else ''}` is not modelled"
+            return Output(stderr=outside_subset("hubble", args, why), code=1)
+    try:
+        log = lab.flows(last=last)
+    except LabkitError as exc:
+        return Output(stderr=outside_subset("hubble", args, exc.message), code=1)
+    return Output(write_flows(log.flows, output))
 
 
 def _writer(stream: Any) -> Writer:

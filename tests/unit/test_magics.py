@@ -484,3 +484,25 @@ def test_typed_exercise_outcomes_are_recorded_on_the_lab(shop: Lab) -> None:
     assert shop.exercises["try it"] is False
     check_typed(shop, "try it", "kubectl get pods -A -o wide", WIDE_PODS)
     assert shop.exercises["try it"] is True
+
+
+def test_sim_hubble_observe_prints_the_flows_of_what_curl_did() -> None:
+    from tests.unit.test_hubble_cli import _sim_cilium_lab
+
+    lab = _sim_cilium_lab()
+    out: list[str] = []
+    err: list[str] = []
+    run("kubectl", "exec -n shop-web deploy/frontend -c probe -- curl -s "
+        "api.shop-api:8080/hostname", lab=lab, out=out.append, err=err.append)
+    assert run("hubble", "observe --last 3", lab=lab, out=out.append, err=err.append) == 0
+    lines = out[-1].splitlines()
+    assert len(lines) == 3 and all("FORWARDED" in line for line in lines)
+    assert any("shop-web/frontend" in line and "shop-api/api" in line for line in lines)
+    assert run("hubble", "observe --from-pod x", lab=lab, out=out.append, err=err.append) == 1
+    assert "`--from-pod` is not modelled" in err[-2]
+
+
+def test_sim_hubble_observe_needs_cilium(shop: Lab) -> None:
+    err: list[str] = []
+    assert run("hubble", "observe", lab=shop, out=print, err=err.append) == 1
+    assert "Hubble needs Cilium" in err[0]
