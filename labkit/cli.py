@@ -15,6 +15,7 @@ from typing import Any
 from labkit.errors import LabkitError
 from labkit.images import register as register_images
 from labkit.policy.cli import register as register_policy
+from labkit.tool_install import register as register_tools
 
 BACKENDS = ("auto", "kind", "sim")
 
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_policy(sub)
     register_images(sub)
+    register_tools(sub)
     return parser
 
 

@@ -172,6 +172,7 @@ TOOLS = (
              "warn"),
     ToolSpec("cilium", ("cilium", "version", "--client"), "cilium_cli",
              "the Cilium labs (04 onwards)", "warn"),
+    ToolSpec("hubble", ("hubble", "version"), "hubble", "the Hubble lab (07)", "warn"),
 )
 
 
@@ -187,32 +188,16 @@ def tool_version(spec: ToolSpec, output: str) -> tuple[int, int, int] | None:
     return parse_version(output)
 
 
-#: The exact Linux install commands of each tool's own docs, for the pinned version
-#: ({v}) and the machine's architecture ({arch}): kind's quick start, Kubernetes'
-#: "Install kubectl on Linux", Helm's binary releases, cilium-cli's README.
-LINUX_INSTALL = {
-    "kind": "curl -Lo ./kind https://kind.sigs.k8s.io/dl/{v}/kind-linux-{arch} && chmod +x "
-            "./kind && sudo mv ./kind /usr/local/bin/kind",
-    "kubectl": "curl -LO https://dl.k8s.io/release/{v}/bin/linux/{arch}/kubectl && sudo "
-               "install -m 0755 kubectl /usr/local/bin/kubectl",
-    "helm": "curl -fsSL https://get.helm.sh/helm-{v}-linux-{arch}.tar.gz | tar xz && sudo mv "
-            "linux-{arch}/helm /usr/local/bin/helm",
-    "cilium": "curl -L --fail -O https://github.com/cilium/cilium-cli/releases/download/{v}/"
-              "cilium-linux-{arch}.tar.gz && sudo tar xzvfC cilium-linux-{arch}.tar.gz "
-              "/usr/local/bin",
-}
-_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
 def install_hint(host: Host, name: str, pinned_text: str) -> str:
-    """How to install ``name`` at the pinned version: the exact command on Linux."""
-    generic = process.INSTALL_HINTS.get(name, f"install {name}").split(";")[0]
-    arch = _ARCH.get(host.machine.lower(), "")
-    if host.system == "Linux" and arch and pinned_text and name in LINUX_INSTALL:
-        command = f"`{LINUX_INSTALL[name].format(v=pinned_text, arch=arch)}`"
-        return command + (" (or set LABKIT_KIND to a kind binary you already have)"
-                          if name == "kind" else "")
-    return f"{generic}; the course pins {pinned_text}" if pinned_text else generic
+    """How to install ``name`` at the pinned version: ``labkit tools install``, which checks
+    the download against the upstream SHA-256 pinned in versions.yaml (never an unverified
+    ``curl``) and puts it where doctor and the kind backend look first."""
+    tool = "cilium" if name == "cilium" else name
+    pin = f" {pinned_text}" if pinned_text else ""
+    extra = " (or set LABKIT_KIND to a kind binary you already have)" if name == "kind" else ""
+    del host  # the same command on every platform the course supports
+    return (f"`labkit tools install {tool}` (the pinned{pin}, checksum-verified, into "
+            f"$LABKIT_HOME/bin){extra}")
 
 
 def check_tool(host: Host, spec: ToolSpec, versions: Mapping[str, Any]) -> Check:

@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from labkit.backends.sim.store import home, write_atomic
+from labkit.backends.sim.store import write_atomic
 from labkit.errors import LabkitError, ToolError
 from labkit.images import archive_name, split_ref
+from labkit.paths import home
 from labkit.tools import process
 
 Runner = Callable[..., process.Result]

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from typing import IO
 
 from labkit.errors import ToolError, ToolNotFound
+from labkit.paths import tools_bin
 
 #: How to get each tool the course drives, shown when it is missing.
 INSTALL_HINTS: dict[str, str] = {
     "docker": "install Docker Engine (Linux) or Docker Desktop, and start it",
-    "kind": "install kind (see environments/versions.yaml for the pinned version), "
-    "or set LABKIT_KIND to its path",
-    "kubectl": "install kubectl matching the node image's Kubernetes minor version",
-    "helm": "install Helm (https://helm.sh/docs/intro/install/); "
-    "see environments/versions.yaml for the pinned version",
-    "cilium": "install cilium-cli (see environments/versions.yaml)",
-    "hubble": "install the hubble CLI (see environments/versions.yaml)",
+    "kind": "`labkit tools install` (the pinned kind, checksum-verified, into "
+    "$LABKIT_HOME/bin), or set LABKIT_KIND to a kind binary you have",
+    "kubectl": "`labkit tools install` (the pinned kubectl, checksum-verified)",
+    "helm": "`labkit tools install` (the pinned Helm, checksum-verified)",
+    "cilium": "`labkit tools install` (the pinned cilium-cli, checksum-verified)",
+    "hubble": "`labkit tools install` (the pinned hubble CLI, checksum-verified)",
 }
 
 STDERR_TAIL = 2000
@@ -48,10 +48,14 @@ class Result:
 
 
 def which(tool: str) -> str | None:
-    """Path of ``tool``; ``LABKIT_<TOOL>`` overrides the PATH lookup."""
+    """Path of ``tool``: ``LABKIT_<TOOL>`` if set; else the pinned copy that ``labkit tools
+    install`` verified into ``$LABKIT_HOME/bin``; else the PATH lookup."""
     override = os.environ.get(f"LABKIT_{tool.upper().replace('-', '_')}")
     if override:
         return override if os.path.exists(override) else None
+    own = tools_bin() / tool
+    if own.is_file() and os.access(own, os.X_OK):
+        return str(own)
     return shutil.which(tool)
 
 

@@ -21,18 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ClusterError
+from labkit.paths import home
 
 #: Identifies one version of a state file: (inode, mtime in ns, size); None when absent.
 Signature = tuple[int, int, int] | None
-
-
-def home() -> Path:
-    """labkit's own state folder (``LABKIT_HOME``, else the XDG cache folder)."""
-    explicit = os.environ.get("LABKIT_HOME")
-    if explicit:
-        return Path(explicit).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "labkit"
 
 
 def folder() -> Path:
