@@ -32,6 +32,7 @@ import yaml
 
 from labkit.backends.stage import Stage, environments_dir, pinned
 from labkit.errors import LabkitError
+from labkit.paths import manifests_dir
 from labkit.tools import process
 
 Fetch = Callable[[str], str]
@@ -96,7 +97,7 @@ class ImageList:
 
 
 # -- listing --------------------------------------------------------------------------------
-def _default_fetch(url: str) -> str:
+def default_fetch(url: str) -> str:
     from labkit.cni.flannel import fetch_url  # the recipes' fetch: cached under ~/.cache
 
     return fetch_url(url)
@@ -136,8 +137,9 @@ def _fetch(fetch: Fetch, url: str, component: str) -> str:
         raise LabkitError(
             f"cannot read the {component} manifest to list its images: {exc.message}",
             hint="listing reads the pinned manifests once, from the network (then they are "
-            "cached in ~/.cache/labkit/manifests): run this on a connected machine, or copy "
-            f"that folder from one; {exc.hint}") from exc
+            f"kept in {manifests_dir()}): run this on a connected machine, or load the "
+            f"course's bundle (`labkit images load FILE`) which carries them; {exc.hint}"
+        ) from exc
 
 
 def _manifest_component(component: str) -> list[tuple[str, str]]:
@@ -179,7 +181,7 @@ def list_images(stages: Sequence[str] | None = None, *, fetch: Fetch | None = No
     chosen = list(stages) if stages else all_stages()
     for name in chosen:
         Stage.load(name)  # an unknown stage fails here, naming the known ones
-    fetch = fetch or _default_fetch
+    fetch = fetch or default_fetch
     out = ImageList(chosen)
     where: dict[str, list[str]] = {}
     entries: list[Image] = []

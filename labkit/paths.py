@@ -24,3 +24,24 @@ def home() -> Path:
 def tools_bin() -> Path:
     """Where ``labkit tools install`` puts the pinned, verified tools by default."""
     return home() / "bin"
+
+
+def manifests_dir() -> Path:
+    """Upstream manifests, fetched once (or copied from a loaded bundle)."""
+    return home() / "manifests"
+
+
+def cached_manifest(url: str) -> Path:
+    """The file that keeps the manifest at ``url``."""
+    return manifests_dir() / url.replace("://", "_").replace("/", "_")
+
+
+def offline_dir() -> Path:
+    """Release files copied from a loaded bundle (the cni-plugins tarballs)."""
+    return home() / "offline"
+
+
+def offline_file(url: str) -> Path | None:
+    """The loaded bundle's copy of the release file at ``url``, if there is one."""
+    path = offline_dir() / url.rsplit("/", 1)[-1]
+    return path if path.is_file() else None

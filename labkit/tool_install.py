@@ -162,13 +162,14 @@ def _url_for(artifact: Artifact, mirror: str | None) -> str:
     return f"{mirror.rstrip('/')}/{artifact.file_name}" if mirror else artifact.url
 
 
-def _download(url: str, target: IO[bytes], *, timeout: float, echo: Echo, name: str,
-              interval: float = 2.0) -> str:
+def download(url: str, target: IO[bytes], *, name: str, timeout: float = TIMEOUT,
+             echo: Echo | None = None, interval: float = 2.0) -> str:
     """Stream ``url`` into ``target``; returns the SHA-256 of what arrived.
 
     Fails on an HTTP error, on ``timeout`` seconds without data, and on fewer bytes than
     the server announced (a cut connection). Progress: a line at most every ``interval``.
     """
+    say = echo or (lambda line: None)
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - pinned
@@ -184,7 +185,7 @@ def _download(url: str, target: IO[bytes], *, timeout: float, echo: Echo, name: 
                 if time.monotonic() - last >= interval:
                     last = time.monotonic()
                     of = f" of {expected / 1e6:.1f}" if expected else ""
-                    echo(f"  {name}: {got / 1e6:.1f}{of} MB")
+                    say(f"  {name}: {got / 1e6:.1f}{of} MB")
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"{name}: {url} answered HTTP {exc.code} {exc.reason}",
                             hint="the pinned version or URL in versions.yaml `tools:` may be "
@@ -247,8 +248,8 @@ def install_one(artifact: Artifact, dest: Path, *, mirror: str | None = None,
             f"{artifact.source}, or install {artifact.tool} yourself")
     url = _url_for(artifact, mirror)
     say(f"{artifact.tool} {artifact.version}: downloading {url}")
-    with _temp_in(dest, f"{artifact.tool}-download") as (download, _):
-        got = _download(url, download, timeout=timeout, echo=say, name=artifact.tool)
+    with _temp_in(dest, f"{artifact.tool}-download") as (part, _):
+        got = download(url, part, timeout=timeout, echo=say, name=artifact.tool)
         if got != artifact.sha256:
             raise DownloadError(
                 f"{artifact.tool}: checksum mismatch for {artifact.file_name}: expected "
@@ -257,7 +258,7 @@ def install_one(artifact: Artifact, dest: Path, *, mirror: str | None = None,
                 hint="retry; if it persists, the file on the server is not the release the "
                 "course pins (a proxy, a mirror or a re-tagged release): do not install it")
         with _temp_in(dest, artifact.tool) as (out, tmp):
-            out.write(_binary(artifact, download).read())
+            out.write(_binary(artifact, part).read())
             out.flush()
             os.fchmod(out.fileno(), 0o755)
             final = dest / artifact.tool

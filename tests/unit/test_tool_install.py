@@ -7,9 +7,7 @@ import hashlib
 import io
 import os
 import tarfile
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from labkit import cli
 from labkit.backends.stage import load_versions
 from labkit.tool_install import artifacts, host_platform, install
 from labkit.tools import process
+from tests.unit.httpfakes import Server, serve
 
 BINARY = b"#!/bin/sh\necho fake-tool 1.0\n"
 
@@ -38,52 +37,9 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class Server:
-    """Serves ``files``; ``/truncated/*`` announces more bytes than it sends, ``/slow/*``
-    sends the headers and then nothing until the test ends."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.release = threading.Event()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                body = owner.files.get(self.path)
-                if body is None:
-                    self.send_error(404, "Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body) * (2 if "truncated" in
-                                                                     self.path else 1)))
-                self.end_headers()
-                if "/slow/" in self.path:
-                    owner.release.wait(10)
-                    return
-                self.wfile.write(body)
-                self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server() -> Iterator[Server]:
-    s = Server()
-    yield s
-    s.close()
+    yield from serve()
 
 
 def versions(url: str, **sums: str | None) -> dict[str, Any]:
