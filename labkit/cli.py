@@ -32,9 +32,21 @@ def _render(obj: Any, output: str) -> str:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from labkit.doctor import run_doctor
 
+    if getattr(args, "doctor_command", None) == "summarize":
+        return cmd_doctor_summarize(args)
     report = run_doctor()
     print(_render(report, args.output))
     return 0 if report.ok else 1
+
+
+def cmd_doctor_summarize(args: argparse.Namespace) -> int:
+    from labkit.doctor_room import summarize
+
+    room = summarize([Path(f) for f in args.files])
+    output = args.summary_output
+    print(room.to_html_page() if output == "html" else _render(room, output), end=(
+        "" if output == "html" else "\n"))
+    return 0
 
 
 def _lab(stage: str, backend: str) -> Any:
@@ -116,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check this machine for the course (exit 1 if a check fails)")
     p.add_argument("--output", choices=("text", "json", "html"), default="text")
     p.set_defaults(func=cmd_doctor)
+    room = p.add_subparsers(dest="doctor_command", metavar="summarize", required=False)
+    s = room.add_parser("summarize", help="a room's `doctor --output json` files as one HTML "
+                        "page: which laptop fails what, and the fix")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--output", dest="summary_output", choices=("html", "text", "json"),
+                   default="html", help="default html: a whole page, e.g. > room.html")
 
     p = sub.add_parser("up", help="create (or reuse) the cluster of a stage")
     p.add_argument("stage", metavar="STAGE", help="a folder of environments/stages, e.g. flannel")

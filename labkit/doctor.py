@@ -57,6 +57,7 @@ class Host:
     exists: Callable[[str], bool] = os.path.exists
     system: str = field(default_factory=platform.system)
     machine: str = field(default_factory=platform.machine)
+    node: str = field(default_factory=platform.node)  # names the laptop in a room summary
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -306,6 +307,7 @@ class DoctorReport(Rendered):
     backend: str
     reason: str
     versions: dict[str, str] = field(default_factory=dict)
+    host: str = ""
 
     @property
     def ok(self) -> bool:
@@ -331,6 +333,7 @@ class DoctorReport(Rendered):
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "host": self.host,
             "ok": self.ok,
             "backend": self.backend,
             "reason": self.reason,
@@ -372,4 +375,4 @@ def run_doctor(host: Host | None = None, versions: Mapping[str, Any] | None = No
     checks += [check_tool(host, spec, versions) for spec in TOOLS]
     checks += [memory(host, info), inotify(host), wireguard(host, info)]
     backend, reason = choose_backend(checks, host.env)
-    return DoctorReport(checks, backend, reason, pinned_versions(versions))
+    return DoctorReport(checks, backend, reason, pinned_versions(versions), host.node)
