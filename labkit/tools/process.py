@@ -12,7 +12,8 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -67,11 +68,14 @@ def run(
     input: str | None = None,
     env: Mapping[str, str] | None = None,
     hint: str = "",
+    on_output: Callable[[str], None] | None = None,
 ) -> Result:
     """Run ``argv`` and return its :class:`Result`.
 
     Raises ToolNotFound when the program is missing, and ToolError when it
-    times out or (with ``check``) exits non-zero.
+    times out or (with ``check``) exits non-zero. ``on_output``, for long commands
+    (``kind create cluster``, ``helm upgrade --install --wait``), is called about twice a
+    second with the last line the program printed, for a progress report.
     """
     if not argv:
         raise ValueError("run() needs a command")
@@ -85,10 +89,13 @@ def run(
         )
     full_env = {**os.environ, **env} if env else None
     try:
-        proc = subprocess.run(
-            [path, *argv[1:]], capture_output=True, text=True, timeout=timeout, input=input,
-            env=full_env, check=False,
-        )
+        if on_output is not None and input is None:
+            proc = _watched([path, *argv[1:]], argv, timeout, env, on_output)
+        else:
+            proc = subprocess.run(
+                [path, *argv[1:]], capture_output=True, text=True, timeout=timeout,
+                input=input, env=full_env, check=False,
+            )
     except subprocess.TimeoutExpired as exc:
         raise ToolError(
             f"'{shlex.join(argv)}' did not finish within {timeout:g}s",
@@ -111,6 +118,35 @@ def run(
             hint=hint,
         )
     return result
+
+
+def _watched(command: Sequence[str], argv: Sequence[str], timeout: float,
+             env: Mapping[str, str] | None, on_output: Callable[[str], None],
+             poll: float = 0.5) -> subprocess.CompletedProcess[str]:
+    """:func:`subprocess.run`'s result, while telling ``on_output`` the latest line."""
+    job = background(command, env=env)
+    job.args = tuple(argv)
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            job._proc.wait(timeout=poll)
+            finished = True
+        except subprocess.TimeoutExpired:
+            finished = False
+        out, err = job.output()
+        lines = [ln.strip() for ln in (err + out).splitlines() if ln.strip()]
+        if lines and lines[-1] != last:
+            last = lines[-1]
+            on_output(last)
+        if finished:
+            result = job.wait(0)
+            return subprocess.CompletedProcess(list(argv), result.returncode, result.stdout,
+                                               result.stderr)
+        if time.monotonic() >= deadline:
+            result = job.stop()
+            raise subprocess.TimeoutExpired(list(argv), timeout, output=result.stdout,
+                                            stderr=result.stderr)
 
 
 def _text(data: bytes | str | None) -> str:

@@ -73,6 +73,25 @@ def test_up_writes_the_pinned_config_and_creates_the_cluster(tmp_path, kubeconfi
                                {"role": "worker", "image": image}]
 
 
+def test_up_reports_kinds_own_lines_while_it_creates(tmp_path, kubeconfig) -> None:
+    import io
+
+    from labkit.progress import Progress
+
+    b, runner, _ = make(tmp_path, kubeconfig)
+    real = runner.__call__
+
+    def run(argv: list[str], **kwargs: Any) -> Any:
+        if argv[:3] == ["kind", "create", "cluster"]:
+            kwargs["on_output"](" ✓ Ensuring node image (kindest/node:v1.36.4) 🖼")
+        return real(argv, **kwargs)
+
+    b.run = run
+    out = io.StringIO()
+    b.up(Progress("cluster cni-lab", stream=out, mode="plain", interval=0))
+    assert "cluster cni-lab: ✓ Ensuring node image (kindest/node:v1.36.4) 🖼" in out.getvalue()
+
+
 def test_up_reuses_an_existing_cluster_and_down_deletes_it(tmp_path, kubeconfig) -> None:
     b, run, _ = make(tmp_path, kubeconfig, clusters=["cni-lab"])
     b.up()

@@ -111,7 +111,8 @@ class KindBackend(Backend):
             if note:
                 report.update(note, force=True)
             report.update("creating (kind create cluster, a minute or two)", force=True)
-            kind_tool.create_cluster(name, self.write_config(image), run=self.run)
+            kind_tool.create_cluster(name, self.write_config(image), run=self.run,
+                                     on_output=report.update)
         self._kube = None
         _ = self.kube  # the guard runs now, not at the first API call
         report.update(f"{len(self.node_rows())} nodes", force=True)
