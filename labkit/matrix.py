@@ -209,6 +209,9 @@ class ConnectivityMatrix(Rendered):
 
 
 _COLOURS = {".": "#d9f2d9", "X": "#f7d4d4", "F": "#fde7c2"}
+#: A cell's class names its verdict (and "differs" when observed is not expected), for styles
+#: and for tests that read the rendered page.
+_CLASSES = {".": "allowed", "X": "dropped", "F": "http-403"}
 _SWATCH = ('<span style="display:inline-block;min-width:1.4em;text-align:center;'
            'font-family:monospace;background:{bg};border:{border};margin:0 4px">{glyph}</span>')
 _HTML_LEGEND = "".join(
@@ -232,5 +235,6 @@ def _html_cell(cell: Cell) -> str:
         tip += f"\nobserved: {'allowed' if cell.observed.allowed else 'denied'}"
         if cell.observed.detail:
             tip += f" ({cell.observed.detail})"
-    return (f'<td title="{html.escape(tip)}" style="background:{colour};border:{border};'
-            f'text-align:center;padding:2px 6px">{html.escape(glyph)}</td>')
+    classes = _CLASSES.get(glyph[0], "unobserved") + (" differs" if cell.matches is False else "")
+    return (f'<td class="{classes}" title="{html.escape(tip)}" style="background:{colour};'
+            f'border:{border};text-align:center;padding:2px 6px">{html.escape(glyph)}</td>')
