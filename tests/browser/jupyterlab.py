@@ -45,6 +45,11 @@ def make_lab(tmp: Path, timeout: float = 90) -> Iterator[RunningLab]:
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "lab-workspaces")}
     for name in ("LABKIT_PROGRESS", "DISPLAY", "WAYLAND_DISPLAY"):
         env.pop(name, None)  # widgets in the kernel; a headless machine, like CI
+    # JupyterLab 4 renders only the cells in view ("windowing"): render them all, so the
+    # test sees every output.
+    settings = tmp / "lab-settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     log = tmp / "make-lab.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(["make", "-s", "lab", f"LAB_PORT={port}", f"LAB_DIR={root}"],
