@@ -8,7 +8,6 @@ simulated label is visible. Skips when Chromium or Playwright is missing.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,15 +15,10 @@ import pytest
 
 from labkit import Lab, checks
 from labkit.backends.stage import environments_dir
+from tests.browser.chromium import ARGS, CHROMIUM, MARKS
 
 playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None,
-                                 reason="Chromium is not installed (Debian package chromium)")]
-# This machine has no network: keep Chromium from trying to reach any service at start.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")

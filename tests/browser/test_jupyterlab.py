@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.chromium import ARGS, CHROMIUM, MARKS
 from tests.browser.jupyterlab import ROOT, RunningLab, make_lab
 
 playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None,
-                                 reason="Chromium is not installed (Debian package chromium)")]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = MARKS
 ARTIFACTS = ROOT / "runs" / "browser"
 #: Labs run in the browser: 01 now; 05 (L7 policies) as soon as it exists.
 LABS = [n for n in ("01-flannel", "05-l7-policies") if (ROOT / "notebooks" / f"{n}.ipynb").exists()]
