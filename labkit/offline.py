@@ -31,8 +31,11 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from labkit.backends.stage import pinned
+from labkit.cni.calico_resources import manifest_urls as calico_urls
 from labkit.errors import LabkitError
+from labkit.images import STAGE_COMPONENTS
 from labkit.paths import cached_manifest, home, manifests_dir, offline_dir
+from labkit.tool_install import download
 
 PREFIX = "labkit-offline"
 ARCHES = ("amd64", "arm64")
@@ -49,8 +52,6 @@ def tarball_url(arch: str) -> str:
 
 
 def components(stages: Sequence[str]) -> list[str]:
-    from labkit.images import STAGE_COMPONENTS
-
     return [c for s in stages for c in STAGE_COMPONENTS.get(s, ())]
 
 
@@ -60,8 +61,6 @@ def manifest_urls(stages: Sequence[str]) -> list[str]:
     Calico's are those of the operator path (the lab's default); the live-migration variant
     (MIGRATION="live") is not bundled and needs the network.
     """
-    from labkit.cni.calico_resources import manifest_urls as calico_urls
-
     urls = {"flannel": [str(pinned("flannel", "manifest"))],
             "calico": calico_urls("reinstall"),
             "metallb": [str(pinned("metallb", "manifest"))]}
@@ -78,8 +77,6 @@ class Bundled:
 
 
 def _default_download(url: str, target: IO[bytes]) -> str:
-    from labkit.tool_install import download
-
     return download(url, target, name=url.rsplit("/", 1)[-1],
                     echo=lambda line: print(line, file=sys.stderr, flush=True))
 

@@ -20,6 +20,7 @@ most one update per ``interval`` seconds, and only when the text changed.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -34,8 +35,6 @@ MODES = ("off", "plain", "line", "jupyter", "widget")
 
 
 def _has_widgets() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("ipywidgets") is not None
 
 

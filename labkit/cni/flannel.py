@@ -36,6 +36,7 @@ from labkit.backends.stage import pinned
 from labkit.cni import Check, Recipe
 from labkit.errors import ClusterError, ManifestError
 from labkit.paths import cached_manifest, offline_file
+from labkit.tools import process
 
 if TYPE_CHECKING:
     from labkit.backends.base import Backend
@@ -131,8 +132,6 @@ def copy_offline_tarball(nodes: Sequence[str], progress: Progress | None = None,
     """After ``labkit images load``: put the bundle's cni-plugins tarball for each node's
     architecture into the node (``docker cp``), where the DaemonSet uses it instead of
     downloading. Returns the nodes that got one; none without a loaded bundle."""
-    from labkit.tools import process
-
     template = str(pinned("cni_plugins", "tarball"))
     if not any(offline_file(template.format(arch=a)) for a in ("amd64", "arm64")):
         return []  # no bundle loaded: the DaemonSet downloads, as it always did
