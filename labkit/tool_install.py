@@ -25,6 +25,7 @@ import hashlib
 import http.client
 import os
 import platform
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -201,25 +202,27 @@ def download(url: str, target: IO[bytes], *, name: str, timeout: float = TIMEOUT
     return digest.hexdigest()
 
 
-def _binary(artifact: Artifact, data: IO[bytes]) -> IO[bytes]:
-    """The executable itself: the download, or its ``member`` out of the .tar.gz."""
-    if not artifact.member:
-        data.seek(0)
-        return data
+def _write_binary(artifact: Artifact, data: IO[bytes], out: IO[bytes]) -> None:
+    """Copy the executable into ``out``: the download itself, or its ``member`` out of the
+    .tar.gz."""
     data.seek(0)
+    if not artifact.member:
+        shutil.copyfileobj(data, out)
+        return
     try:
-        tar = tarfile.open(fileobj=data, mode="r:gz")  # noqa: SIM115 - closed by the caller
-        member = tar.getmember(artifact.member)
-        handle = tar.extractfile(member) if member.isfile() else None
+        with tarfile.open(fileobj=data, mode="r:gz") as tar:
+            member = tar.getmember(artifact.member)
+            handle = tar.extractfile(member) if member.isfile() else None
+            if handle is None:
+                raise DownloadError(f"{artifact.tool}: {artifact.member!r} in "
+                                    f"{artifact.file_name} is not a regular file",
+                                    hint=f"fix tools.{artifact.tool}.member in versions.yaml")
+            shutil.copyfileobj(handle, out)
     except (tarfile.TarError, KeyError, EOFError, OSError) as exc:
         raise DownloadError(f"{artifact.tool}: {artifact.file_name} has no file "
                             f"{artifact.member!r} ({exc})",
                             hint="the archive matched its pinned sum, so versions.yaml "
                             f"`tools.{artifact.tool}.member` is wrong") from exc
-    if handle is None:
-        raise DownloadError(f"{artifact.tool}: {artifact.member!r} in {artifact.file_name} is "
-                            "not a regular file", hint=f"fix tools.{artifact.tool}.member")
-    return handle
 
 
 @contextlib.contextmanager
@@ -258,7 +261,7 @@ def install_one(artifact: Artifact, dest: Path, *, mirror: str | None = None,
                 hint="retry; if it persists, the file on the server is not the release the "
                 "course pins (a proxy, a mirror or a re-tagged release): do not install it")
         with _temp_in(dest, artifact.tool) as (out, tmp):
-            out.write(_binary(artifact, part).read())
+            _write_binary(artifact, part, out)
             out.flush()
             os.fchmod(out.fileno(), 0o755)
             final = dest / artifact.tool

@@ -166,3 +166,13 @@ def test_platforms() -> None:
     assert host_platform("Darwin", "arm64") == "darwin-arm64"
     with pytest.raises(Exception, match="WSL2"):
         host_platform("Windows", "AMD64")
+
+
+def test_an_archive_without_the_binary_installs_nothing(server: Server, tmp_path: Path) -> None:
+    wrong = _tgz({"helm": BINARY})  # the right sum for these bytes, but no linux-amd64/helm
+    server.files["/v4.2.4/helm-linux-amd64.tar.gz"] = wrong
+    report = install(tmp_path, ["helm"], plat="linux-amd64",
+                     versions=versions(server.url, helm=sha(wrong)), echo=lambda _: None)
+    [outcome] = report.outcomes
+    assert outcome.status == "failed" and "has no file 'linux-amd64/helm'" in outcome.detail
+    assert list(tmp_path.iterdir()) == []
