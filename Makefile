@@ -36,6 +36,7 @@ run: setup  ## the whole course, headless (exercises solved); executed notebooks
 test: setup  ## the full test suite
 	$(BIN)/ruff check labkit tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy --strict --follow-imports=silent labkit/policy labkit/model.py labkit/cnis.py
 	$(BIN)/python -m pytest -n 2
 
 lab: setup  ## JupyterLab on the notebooks; prints the URL to open

@@ -1,10 +1,19 @@
 """labkit: the library behind CNI Lab, a Jupyter course on Kubernetes networking.
 
 The public surface is curated here; ``__all__`` stays sorted (a test checks it).
+Notebooks import from ``labkit`` and nothing else (a test checks that too), so the
+modules behind these names may move freely. Each lab's checks are public under the
+name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 02's,
+``checks_metallb`` lab 03's); ``calico`` and ``metallb`` are the recipe modules.
 """
 
+from labkit.addons import metallb
 from labkit.backends.base import ClusterStatus
-from labkit.backends.stage import Stage, load_versions
+from labkit.cni.calico import recipe as calico
+from labkit.course.doctor import pinned_versions, run_doctor
+from labkit.course.plan import plan_table
+from labkit.display import Table, simulated_banner
+from labkit.environments import Stage, environments_dir, load_versions
 from labkit.errors import (
     BackendUnsupported,
     CheckFailed,
@@ -17,6 +26,9 @@ from labkit.errors import (
     UnknownKindError,
 )
 from labkit.lab import Lab, choose_backend
+from labkit.labs import calico as checks_calico
+from labkit.labs import flannel as checks
+from labkit.labs import metallb as checks_metallb
 from labkit.matrix import ConnectivityMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy import Engine, build_state, load_objects, parse_text
@@ -36,14 +48,25 @@ __all__ = [
     "ManifestError",
     "Observation",
     "Stage",
+    "Table",
     "ToolError",
     "ToolNotFound",
     "Traffic",
     "UnknownKindError",
     "Verdict",
     "build_state",
+    "calico",
+    "checks",
+    "checks_calico",
+    "checks_metallb",
     "choose_backend",
+    "environments_dir",
     "load_objects",
     "load_versions",
+    "metallb",
     "parse_text",
+    "pinned_versions",
+    "plan_table",
+    "run_doctor",
+    "simulated_banner",
 ]

@@ -12,10 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from labkit.backends.sim.store import folder
+from labkit.course import doctor
+from labkit.course.images.cli import register as register_images
+from labkit.course.room import summarize
+from labkit.course.runner import parse_parameter, run_course
+from labkit.course.tools_install import register as register_tools
 from labkit.errors import LabkitError
-from labkit.images import register as register_images
+from labkit.lab import Lab
 from labkit.policy.cli import register as register_policy
-from labkit.tool_install import register as register_tools
 
 BACKENDS = ("auto", "kind", "sim")
 
@@ -30,18 +35,14 @@ def _render(obj: Any, output: str) -> str:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from labkit.doctor import run_doctor
-
     if getattr(args, "doctor_command", None) == "summarize":
         return cmd_doctor_summarize(args)
-    report = run_doctor()
+    report = doctor.run_doctor()
     print(_render(report, args.output))
     return 0 if report.ok else 1
 
 
 def cmd_doctor_summarize(args: argparse.Namespace) -> int:
-    from labkit.doctor_room import summarize
-
     room = summarize([Path(f) for f in args.files])
     output = args.summary_output
     print(room.to_html_page() if output == "html" else _render(room, output), end=(
@@ -50,15 +51,11 @@ def cmd_doctor_summarize(args: argparse.Namespace) -> int:
 
 
 def _lab(stage: str, backend: str) -> Any:
-    from labkit.lab import Lab
-
     return Lab(stage, backend=backend)
 
 
 def _sim_note(lab: Any) -> None:
     if getattr(lab, "simulated", False):
-        from labkit.backends.sim.store import folder
-
         print(f"note: backend 'sim': a SIMULATED cluster, saved under {folder()} "
               "(LABKIT_HOME); notebooks using the same stage and backend see it",
               file=sys.stderr)
@@ -107,8 +104,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from labkit.runner import parse_parameter, run_course
-
     params = dict(parse_parameter(p) for p in args.parameter)
     report = run_course(
         args.notebooks or None, backend=args.backend, parameters=params,

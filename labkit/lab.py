@@ -18,11 +18,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit import cnis
 from labkit.backends.base import Backend, ClusterStatus
-from labkit.backends.stage import Stage, environments_dir, render
+from labkit.backends.kind import KindBackend
+from labkit.backends.sim import SimBackend
+from labkit.capture import Capture, CaptureSpec
+from labkit.cni.registry import recipe
+from labkit.environments import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
+from labkit.matrix import ConnectivityMatrix
 from labkit.model import HttpRequest, Node, Pod, Traffic
+from labkit.policy import Engine, served_kinds
+from labkit.policy.kinds import parse_documents
+from labkit.policy.parse import documents_of, read_documents
 from labkit.progress import Progress
+from labkit.tools import process
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
@@ -32,15 +42,11 @@ if TYPE_CHECKING:
 
 BACKENDS = ("auto", "kind", "sim")
 Manifests = str | Path | dict[str, Any] | Sequence[dict[str, Any]]
-SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage",
-                     "kube-flannel", "calico-system", "calico-apiserver", "tigera-operator",
-                     "metallb-system"}
+SYSTEM_NAMESPACES = cnis.system_namespaces()
 
 
 def kind_available() -> tuple[bool, str]:
     """Whether Docker and kind both work here (what ``backend="auto"`` asks)."""
-    from labkit.tools import process
-
     for argv in (["docker", "info", "--format", "{{.ServerVersion}}"], ["kind", "version"]):
         try:
             process.run(argv, timeout=20)
@@ -66,11 +72,7 @@ def choose_backend(requested: str = "auto") -> str:
 
 def make_backend(name: str, stage: Stage) -> Backend:
     if name == "kind":
-        from labkit.backends.kind import KindBackend
-
         return KindBackend(stage)
-    from labkit.backends.sim import SimBackend
-
     return SimBackend(stage)
 
 
@@ -147,8 +149,6 @@ class Lab:
 
     # -- CNI -----------------------------------------------------------------------------
     def install_cni(self, name: str = "flannel") -> Verification:
-        from labkit.cni import recipe
-
         r = recipe(name)
         current = self.cni
         if current != name:
@@ -161,8 +161,6 @@ class Lab:
         return r.verify(self._backend)
 
     def verify_cni(self) -> Verification:
-        from labkit.cni import recipe
-
         if self.cni is None:
             raise ClusterError("no CNI is installed", hint="lab.install_cni('flannel')")
         return recipe(self.cni).verify(self._backend)
@@ -172,13 +170,9 @@ class Lab:
         served = getattr(self._backend, "served", None)
         if served is not None:
             return set(served())
-        from labkit.policy import served_kinds
-
         return set(served_kinds(self.cni))
 
     def _validated(self, manifests: Manifests) -> tuple[list[dict[str, Any]], list[Any]]:
-        from labkit.policy.parse import parse_documents
-
         docs = documents(manifests)
         objects = parse_documents(docs, served=self.served())
         return [d for _, d in docs], objects
@@ -194,8 +188,6 @@ class Lab:
 
     def deploy_shop(self, *, wait: bool = True, timeout: float = 300) -> list[str]:
         """The course's workload: frontend, API and database in two namespaces."""
-        from labkit.policy.parse import documents_of
-
         folder = environments_dir() / "workloads" / "shop"
         docs = []
         for path in sorted(folder.glob("*.yaml")):
@@ -235,9 +227,6 @@ class Lab:
                ports: Iterable[tuple[int, str]] = ((8080, "TCP"),), *,
                http: HttpRequest | None = None, title: str = "") -> ConnectivityMatrix:
         """Expected (what the policies mean) against observed (what the data plane does)."""
-        from labkit.matrix import ConnectivityMatrix
-        from labkit.policy import Engine
-
         if self.cni is None:
             raise ClusterError("no CNI is installed: pods are Pending and have no address",
                                hint="lab.install_cni('flannel') first")
@@ -273,8 +262,6 @@ class Lab:
         ``filter`` is tcpdump's (default: the installed CNI's tunnel, e.g. ``udp port 8472``
         for Flannel); ``node="bridge"`` captures on the kind bridge. See labkit.capture.
         """
-        from labkit.capture import Capture, CaptureSpec
-
         if self.cni is None:
             return Capture((), node or "", interface, filter or "", self.backend,
                            notes=("no CNI is installed: pods have no network, so nothing is "
@@ -291,8 +278,6 @@ class Lab:
 
 def documents(manifests: Manifests) -> list[tuple[str, dict[str, Any]]]:
     """(source, document) pairs from a path, YAML text, a dict or a list of dicts."""
-    from labkit.policy.parse import documents_of, read_documents
-
     if isinstance(manifests, Path):
         return read_documents([manifests])
     if isinstance(manifests, str):

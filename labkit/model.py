@@ -8,6 +8,7 @@ opaque objects so that both backends and the engine can carry them around.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -218,16 +219,40 @@ class ClusterState:
         return None
 
 
-def parse_endpoint(text: str) -> tuple[str, str]:
-    """Split a traffic endpoint into ``("pod", "ns/name")`` or ``("ip", "1.2.3.4")``.
+#: A cluster name in an endpoint key: a DNS label, as kind cluster and ClusterMesh names are.
+_CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
-    Raises ValueError for anything else; callers turn it into a ManifestError.
+
+def endpoint_key(namespace: str, name: str, cluster: str = "") -> str:
+    """``namespace/name`` in the local cluster, ``cluster:namespace/name`` in a named one."""
+    return f"{cluster}:{namespace}/{name}" if cluster else f"{namespace}/{name}"
+
+
+def split_cluster(key: str) -> tuple[str, str]:
+    """``("cluster-b", "shop-api/db")`` for ``cluster-b:shop-api/db``; ``("", key)`` for a
+    local key. Namespaces and pod names never contain ``:``, so the first one separates."""
+    cluster, sep, local = key.partition(":")
+    return (cluster, local) if sep else ("", key)
+
+
+def parse_endpoint(text: str) -> tuple[str, str]:
+    """Split a traffic endpoint into ``("pod", key)`` or ``("ip", "1.2.3.4")``.
+
+    A pod key is ``namespace/pod`` (the local cluster) or ``cluster:namespace/pod``
+    (a named cluster, for ClusterMesh); it comes back as written. ``ip:`` always
+    means an address, so no cluster may be named ``ip``. Raises ValueError for
+    anything else; callers turn it into a ManifestError.
     """
     if text.startswith("ip:"):
         addr = text[3:]
         ipaddress.ip_address(addr)  # raises ValueError when it is not an address
         return "ip", addr
-    ns, sep, name = text.partition("/")
-    if not sep or not ns or not name or "/" in name:
-        raise ValueError(f"{text!r} is neither 'namespace/pod' nor 'ip:ADDRESS'")
+    cluster, local = split_cluster(text)
+    ns, sep, name = local.partition("/")
+    if not sep or not ns or not name or "/" in name or ":" in local:
+        raise ValueError(f"{text!r} is neither 'namespace/pod' nor 'ip:ADDRESS' (a pod in a "
+                         "named cluster: 'cluster:namespace/pod')")
+    if text.startswith(":") or (cluster and not _CLUSTER_NAME.match(cluster)):
+        raise ValueError(f"{text!r}: {cluster!r} is not a cluster name (lowercase letters, "
+                         "digits and '-')")
     return "pod", text

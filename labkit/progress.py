@@ -142,7 +142,7 @@ class Progress:
         the bar fills as ``done`` grows; without one it shows the wait is still running
         (bar_style info) and fills when it ends."""
         import ipywidgets as widgets  # lazy: only inside a kernel
-        from IPython.display import display
+        from IPython.display import display  # lazy: only inside a kernel
 
         if self._bar is None:
             bar = widgets.IntProgress(value=0, min=0, max=self.total or 1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from labkit.display.render import Rendered, html_report, html_table, text_report, text_table
 from labkit.model import ClusterState, Node, Pod, Traffic
@@ -20,10 +20,14 @@ from labkit.tools.process import Result
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from labkit.backends.stage import Stage
+    from labkit.backends.kind.backend import KindBackend
+    from labkit.backends.sim.backend import SimBackend
     from labkit.capture import Capture, CaptureSpec
+    from labkit.environments import Stage
     from labkit.matrix import Cell, Observation
     from labkit.progress import Progress
+
+T = TypeVar("T")
 
 SIMULATED_NOTE = "simulated: these results come from labkit's model, not a real cluster"
 
@@ -141,6 +145,16 @@ class Backend(ABC):
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
 
+    # -- operations with one half per backend (recipes, add-ons) ------------------------
+    @abstractmethod
+    def dispatch(self, *, sim: Callable[[SimBackend], T], kind: Callable[[KindBackend], T]) -> T:
+        """Run the half of an operation written for this backend, typed to it.
+
+        A recipe writes ``backend.dispatch(sim=self.install_sim, kind=self.install_kind)``:
+        each half gets the concrete backend it serves, and nothing outside
+        ``labkit.backends`` looks at a backend's name.
+        """
+
     # -- lifecycle ---------------------------------------------------------------------
     @abstractmethod
     def exists(self) -> bool: ...
@@ -197,8 +211,6 @@ class Backend(ABC):
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result: ...
 
+    @abstractmethod
     def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
         """Packets seen on a node while ``generate()`` makes traffic (labkit.capture)."""
-        from labkit.capture import run_capture
-
-        return run_capture(self, spec, generate)

@@ -9,37 +9,18 @@
   :class:`~labkit.capture.packet.Packet` objects;
 - :mod:`~labkit.capture.datapath` says what each CNI does between nodes (and so
   which filter to use by default);
-- :mod:`~labkit.capture.kind` runs tcpdump in a kind node's network namespace;
-  :mod:`~labkit.capture.sim` renders the modelled datapath's packets instead.
+- each backend captures in its own way (``Backend.capture``):
+  :mod:`labkit.backends.kind.capture` runs tcpdump in a kind node's network namespace,
+  :mod:`labkit.backends.sim.capture` renders the modelled datapath's packets instead.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from labkit.capture.datapath import Datapath, datapath_for
 from labkit.capture.packet import Packet
 from labkit.capture.result import Capture
 from labkit.capture.spec import BRIDGE, CaptureSpec
 from labkit.capture.tcpdump import parse, parse_packets
-from labkit.errors import BackendUnsupported
-
-if TYPE_CHECKING:
-    from labkit.matrix import Cell
 
 __all__ = ["BRIDGE", "Capture", "CaptureSpec", "Datapath", "Packet", "datapath_for", "parse",
-           "parse_packets", "run_capture"]
-
-
-def run_capture(backend: Any, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
-    """Capture on ``backend`` while ``generate()`` makes the traffic (one probe)."""
-    if backend.name == "kind":
-        from labkit.capture import kind
-
-        return kind.capture(backend, spec, generate)
-    if backend.name == "sim":
-        from labkit.capture import sim
-
-        return sim.capture(backend, spec, generate)
-    raise BackendUnsupported(f"no packet capture on the {backend.name} backend")
+           "parse_packets"]

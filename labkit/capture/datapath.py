@@ -31,11 +31,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-FLANNEL_VXLAN = (8472, 1)
-CALICO_VXLAN = (4789, 4096)
-CILIUM_VXLAN_PORT = 8472
-CILIUM_WIREGUARD_PORT = 51871
-CALICO_WIREGUARD_PORT = 51820
+from labkit.cnis import CNIS
+
+_FLANNEL, _CALICO, _CILIUM = (CNIS[name].datapath for name in ("flannel", "calico", "cilium"))
+FLANNEL_VXLAN = (_FLANNEL.vxlan_port, _FLANNEL.vxlan_vni)
+CALICO_VXLAN = (_CALICO.vxlan_port, _CALICO.vxlan_vni)
+CILIUM_VXLAN_PORT = _CILIUM.vxlan_port
+CILIUM_WIREGUARD_PORT = _CILIUM.wireguard_port
+CALICO_WIREGUARD_PORT = _CALICO.wireguard_port
 #: WireGuard data message: 16-byte header + 16-byte tag, plaintext padded to 16 bytes.
 WIREGUARD_OVERHEAD = 32
 #: VXLAN adds outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) bytes.
@@ -128,7 +131,7 @@ def datapath_for(cni: str, settings: Mapping[str, Any] | None = None) -> Datapat
                     if cni == "kindnet" else "")
 
 
-def _wireguard(settings: Mapping[str, Any], port: int) -> tuple[str, int | None]:
+def _wireguard(settings: Mapping[str, Any], port: int | None) -> tuple[str, int | None]:
     return ("wireguard", port) if settings.get("wireguard") else ("", None)
 
 

@@ -1,29 +1,27 @@
 """Per-CNI recipes: install, verify (and later uninstall), for each backend.
 
-``recipe("flannel")`` imports ``labkit.cni.flannel`` and returns its ``RECIPE``.
-A recipe's ``install`` dispatches on the backend (``install_sim`` / ``install_kind``);
-``verify`` checks behaviour both backends can show (nodes Ready, pod addresses
-inside their node's range), plus real-cluster checks on kind.
+This package's base: :class:`Recipe`, its :class:`Verification`, and the node checks
+every CNI must pass. Each CNI's recipe lives in its own module or package here, and
+``labkit.cni.registry`` maps CNI names to their ``RECIPE`` objects.
 """
 
 from __future__ import annotations
 
 import html
-import importlib
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labkit.display.render import Rendered
-from labkit.errors import BackendUnsupported, CheckFailed, ManifestError
+from labkit.errors import BackendUnsupported, CheckFailed
 
 if TYPE_CHECKING:
     from labkit.backends.base import Backend
+    from labkit.backends.kind.backend import KindBackend
+    from labkit.backends.sim.backend import SimBackend
     from labkit.progress import Progress
 
-#: CNIs with a recipe module here (others are added by their own labs).
-KNOWN = ("flannel", "kindnet", "calico", "cilium")
 
 
 @dataclass(frozen=True)
@@ -77,36 +75,37 @@ class Verification(Rendered):
 
 
 class Recipe:
-    """Base recipe: subclasses implement ``install_sim`` and ``install_kind``."""
+    """Base recipe: one half per backend, each typed to the backend it serves.
+
+    ``install`` and ``verify`` ask the backend to run its own half
+    (:meth:`~labkit.backends.base.Backend.dispatch`); a recipe without a half for a
+    backend says so with :class:`~labkit.errors.BackendUnsupported`.
+    """
 
     name = ""
 
     def install(self, backend: Backend, progress: Progress | None = None) -> None:
-        method = getattr(self, f"install_{backend.name}", None)
-        if method is None:
-            raise BackendUnsupported(f"no {self.name} recipe for the {backend.name} backend")
-        method(backend, progress)
+        backend.dispatch(sim=lambda b: self.install_sim(b, progress),
+                         kind=lambda b: self.install_kind(b, progress))
+
+    def install_sim(self, backend: SimBackend, progress: Progress | None = None) -> None:
+        raise BackendUnsupported(f"no {self.name} recipe for the sim backend")
+
+    def install_kind(self, backend: KindBackend, progress: Progress | None = None) -> None:
+        raise BackendUnsupported(f"no {self.name} recipe for the kind backend")
 
     def verify(self, backend: Backend) -> Verification:
         checks = list(node_checks(backend))
-        extra = getattr(self, f"verify_{backend.name}", None)
-        if extra is not None:
-            checks.extend(extra(backend))
+        checks.extend(backend.dispatch(sim=self.verify_sim, kind=self.verify_kind))
         return Verification(self.name, tuple(checks), backend.simulated)
 
+    def verify_sim(self, backend: SimBackend) -> Sequence[Check]:
+        """Checks beyond :func:`node_checks` on the sim (none by default)."""
+        return ()
 
-def recipe(name: str) -> Recipe:
-    try:
-        module = importlib.import_module(f"labkit.cni.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"labkit.cni.{name}":
-            raise
-        raise ManifestError(f"no recipe for CNI {name!r}",
-                            hint=f"known CNIs: {', '.join(KNOWN)}") from exc
-    found = getattr(module, "RECIPE", None)
-    if not isinstance(found, Recipe):
-        raise ManifestError(f"labkit.cni.{name} defines no RECIPE")
-    return found
+    def verify_kind(self, backend: KindBackend) -> Sequence[Check]:
+        """Checks beyond :func:`node_checks` on a real cluster (none by default)."""
+        return ()
 
 
 def node_checks(backend: Backend) -> Sequence[Check]:

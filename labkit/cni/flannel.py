@@ -25,21 +25,22 @@ exists on every node.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from labkit.backends.stage import pinned
+from labkit.backends.sim.cluster import CniRecord
+from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
 from labkit.cni import Check, Recipe
+from labkit.environments import pinned
 from labkit.errors import ClusterError, ManifestError
-from labkit.paths import cached_manifest, offline_file
-from labkit.tools import process
+from labkit.tools import docker, process
+from labkit.tools.files import fetch_url, offline_file
 
 if TYPE_CHECKING:
-    from labkit.backends.base import Backend
+    from labkit.backends.kind.backend import KindBackend
+    from labkit.backends.sim.backend import SimBackend
     from labkit.progress import Progress
 
 NAMESPACE = "kube-flannel"
@@ -154,25 +155,6 @@ def copy_offline_tarball(nodes: Sequence[str], progress: Progress | None = None,
     return done
 
 
-def fetch_url(url: str, *, cache_dir: Path | None = None) -> str:
-    """Download a manifest once and keep it in ``$LABKIT_HOME/manifests`` (the pinned URL
-    never changes content); ``labkit images load`` fills that folder from an offline bundle."""
-    target = (cache_dir / cached_manifest(url).name) if cache_dir else cached_manifest(url)
-    cache = target.parent
-    if target.exists():
-        return target.read_text(encoding="utf-8")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - pinned URL
-            text = response.read().decode()
-    except OSError as exc:
-        raise ClusterError(f"could not download {url}: {exc}",
-                           hint="check the network; offline, load the course's bundle "
-                           f"(`labkit images load FILE`), or put the file at {target}") from exc
-    cache.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    return text
-
-
 def flannel_documents(manifest: str, pod_subnet: str, source: str = "kube-flannel.yml"
                       ) -> list[dict[str, Any]]:
     """The manifest's objects, with net-conf.json's ``Network`` set to the pod subnet."""
@@ -206,11 +188,8 @@ class Flannel(Recipe):
         self.fetch = fetch
 
     # -- sim ---------------------------------------------------------------------------
-    def install_sim(self, backend: Backend, progress: Progress | None = None) -> None:
-        from labkit.backends.sim.cluster import CniRecord
-        from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
-
-        cluster = backend.cluster  # type: ignore[attr-defined]
+    def install_sim(self, backend: SimBackend, progress: Progress | None = None) -> None:
+        cluster = backend.cluster
         if cluster.cni is not None and cluster.cni.name == self.name:
             return
         if cluster.cni is not None:
@@ -234,26 +213,22 @@ class Flannel(Recipe):
         url = pinned("flannel", "manifest")
         return plugins, flannel_documents(self.fetch(url), pod_subnet, source=url)
 
-    def install_kind(self, backend: Backend, progress: Progress | None = None) -> None:
-        kb: Any = backend
+    def install_kind(self, backend: KindBackend, progress: Progress | None = None) -> None:
         current = backend.installed_cni()
         if current not in (None, self.name):
             raise ClusterError(f"{current} is already installed in {backend.stage.cluster_name}",
                                hint="recreate the cluster (lab.down(); lab.up()) or follow the "
                                "migration lab")
         plugins, docs = self.kind_documents(backend.stage.pod_subnet)
-        copy_offline_tarball([n.name for n in backend.node_rows()], progress,
-                             run=getattr(kb, "run", None))
-        kb.apply_raw([plugins])
-        kb.wait_daemonset(PLUGINS_NAMESPACE, PLUGINS_DAEMONSET, timeout=300, progress=progress)
-        kb.apply_raw(docs)
-        kb.wait_daemonset(NAMESPACE, DAEMONSET, timeout=300, progress=progress)
+        copy_offline_tarball([n.name for n in backend.node_rows()], progress, run=backend.run)
+        backend.apply_raw([plugins])
+        backend.wait_daemonset(PLUGINS_NAMESPACE, PLUGINS_DAEMONSET, timeout=300, progress=progress)
+        backend.apply_raw(docs)
+        backend.wait_daemonset(NAMESPACE, DAEMONSET, timeout=300, progress=progress)
         backend.wait_ready(nodes=True, namespaces=("kube-system",), timeout=300,
                            progress=progress)
 
-    def verify_kind(self, backend: Backend) -> Sequence[Check]:
-        from labkit.tools import docker
-
+    def verify_kind(self, backend: KindBackend) -> Sequence[Check]:
         pods = [p for p in backend.pod_rows(NAMESPACE) if p.name.startswith(DAEMONSET)]
         running = [p for p in pods if p.phase == "Running"]
         out = [Check("kube-flannel-ds pods Running", bool(pods) and len(running) == len(pods),
@@ -267,7 +242,7 @@ class Flannel(Recipe):
                          "present" if not missing else f"missing on {', '.join(missing)}"))
         return out
 
-    def verify_sim(self, backend: Backend) -> Sequence[Check]:
+    def verify_sim(self, backend: SimBackend) -> Sequence[Check]:
         pods = [p for p in backend.pod_rows(NAMESPACE) if p.name.startswith(DAEMONSET)]
         return [Check("kube-flannel-ds pods Running",
                       bool(pods) and all(p.phase == "Running" for p in pods),

@@ -10,28 +10,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labkit.cni import Recipe
+from labkit.errors import ClusterError
 
 if TYPE_CHECKING:
-    from labkit.backends.base import Backend
+    from labkit.backends.kind.backend import KindBackend
+    from labkit.backends.sim.backend import SimBackend
     from labkit.progress import Progress
 
 
 class Kindnet(Recipe):
     name = "kindnet"
 
-    def install_sim(self, backend: Backend, progress: Progress | None = None) -> None:
-        from labkit.backends.sim.cluster import CniRecord
-        from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
+    def install_sim(self, backend: SimBackend, progress: Progress | None = None) -> None:
+        backend.install_kindnet()
 
-        cluster = backend.cluster  # type: ignore[attr-defined]
-        cidrs = node_cidrs(backend.stage.pod_subnet, list(cluster.nodes))
-        cluster.install_cni(CniRecord("kindnet", NodeRangeIpam(cidrs), "kube-system",
-                                      "kindnet"), cidrs)
-
-    def install_kind(self, backend: Backend, progress: Progress | None = None) -> None:
+    def install_kind(self, backend: KindBackend, progress: Progress | None = None) -> None:
         if backend.installed_cni() != "kindnet":
-            from labkit.errors import ClusterError
-
             raise ClusterError("kindnet comes with kind itself; this stage disables it",
                                hint="use a stage whose kind config keeps the default CNI")
 

@@ -8,7 +8,8 @@ from labkit.policy.engine import (
     reference_cni,
     served_kinds,
 )
-from labkit.policy.parse import load_objects, parse_text, read_documents
+from labkit.policy.kinds import load_objects, parse_text
+from labkit.policy.parse import read_documents
 from labkit.policy.state import add_policy, build_state
 
 __all__ = [

@@ -18,7 +18,8 @@ from labkit.errors import ManifestError
 from labkit.matrix import ConnectivityMatrix
 from labkit.model import HttpRequest, Traffic, parse_endpoint
 from labkit.policy.engine import CNIS, Engine, served_kinds
-from labkit.policy.parse import ParseContext, load_objects
+from labkit.policy.kinds import load_objects
+from labkit.policy.parse import ParseContext
 from labkit.policy.state import build_state
 
 DEFAULT_CNI = "cilium"

@@ -12,12 +12,23 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from labkit import cnis
 from labkit.errors import ManifestError
-from labkit.model import ClusterState, Denial, HttpRequest, Traffic, Verdict, parse_endpoint
+from labkit.model import (
+    ClusterState,
+    Denial,
+    HttpRequest,
+    Traffic,
+    Verdict,
+    parse_endpoint,
+    split_cluster,
+)
+from labkit.policy import kubernetes
+from labkit.policy.calico import tiers as calico
+from labkit.policy.cilium import decide as cilium
 from labkit.policy.decision import DecideInput, Decision, Semantics, has_bit
 from labkit.policy.ir import (
     Direction,
@@ -27,40 +38,31 @@ from labkit.policy.ir import (
     Universe,
     iter_bits,
 )
+from labkit.policy.kinds import KINDS
 
-CNIS = ("flannel", "kindnet", "calico", "cilium")
+#: CNIs the engine can judge as (rows of labkit.cnis).
+CNIS = tuple(cnis.CNIS)
 
-_K8S = frozenset({"NetworkPolicy"})
-_CALICO = frozenset({"Calico NetworkPolicy", "GlobalNetworkPolicy"})
-_CILIUM = frozenset({"CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"})
+#: Each policy flavour's combination rules (the ``semantics`` of a CNI row).
+SEMANTICS: dict[str, Semantics] = {"kubernetes": kubernetes.decide, "calico": calico.decide,
+                                   "cilium": cilium.decide}
 
 #: Policy kinds each CNI enforces.
-ENFORCES: dict[str, frozenset[str]] = {
-    "flannel": frozenset(),
-    "kindnet": _K8S,
-    "calico": _K8S | _CALICO,
-    "cilium": _K8S | _CILIUM,
-}
-
-#: Which module holds each CNI's combination rules (its ``decide`` function).
-_SEMANTICS_MODULE = {"kindnet": "kubernetes", "calico": "calico", "cilium": "cilium"}
+ENFORCES: dict[str, frozenset[str]] = {name: p.enforces for name, p in cnis.CNIS.items()}
 
 _CORE_APIS = {"v1", "apps/v1", "networking.k8s.io/v1"}
-_CRD_APIS = {"calico": "projectcalico.org/v3", "cilium": "cilium.io/v2"}
 
 
 def served_kinds(cni: str | None) -> frozenset[tuple[str, str]]:
     """(apiVersion, kind) pairs a cluster running ``cni`` serves (CRDs come with the CNI)."""
-    from labkit.policy.parse import kinds
-
     apis = set(_CORE_APIS)
-    if cni in _CRD_APIS:
-        apis.add(_CRD_APIS[cni])
-    return frozenset(k for k in kinds() if k[0] in apis)
+    if cni in cnis.CNIS:
+        apis.update(cnis.CNIS[cni].crd_apis)
+    return frozenset(k for k in KINDS if k[0] in apis)
 
 
 def enforced_kinds(cni: str | None) -> frozenset[str]:
-    return ENFORCES[_check_cni(cni)] if cni is not None else _K8S | _CALICO | _CILIUM
+    return ENFORCES[_check_cni(cni)] if cni is not None else cnis.all_policy_kinds()
 
 
 def _check_cni(cni: str) -> str:
@@ -70,14 +72,14 @@ def _check_cni(cni: str) -> str:
 
 
 def _semantics(name: str) -> Semantics:
-    module = importlib.import_module(f"labkit.policy.{_SEMANTICS_MODULE[name]}")
-    return module.decide
+    return SEMANTICS[name]
 
 
 def reference_cni(policies: Iterable[Policy]) -> str:
     """The CNI whose semantics give a set of policies their meaning (the *expected* side)."""
     found = {p.kind for p in policies}
-    calico, cilium = bool(found & _CALICO), bool(found & _CILIUM)
+    calico, cilium = (bool(found & (cnis.CNIS[name].enforces - {cnis.NETWORK_POLICY}))
+                      for name in ("calico", "cilium"))
     if calico and cilium:
         raise ManifestError(
             "Calico and Cilium policies cannot be enforced together",
@@ -126,8 +128,8 @@ class Engine:
         enforced = enforced_kinds(self.semantics_name)
         self.policies = [p for p in policies if p.kind in enforced]
         self.ignored = [p for p in policies if p.kind not in enforced]
-        self._decide = (_semantics(self.semantics_name)
-                        if self.semantics_name in _SEMANTICS_MODULE else None)
+        semantics = cnis.CNIS[self.semantics_name].semantics
+        self._decide = _semantics(semantics) if semantics is not None else None
         self.u = Universe(state)
         self._by_endpoint: dict[int, list[Policy]] = {}
         self._decisions: dict[tuple[int, Direction, int, str], Decision] = {}
@@ -169,6 +171,15 @@ class Engine:
         except ValueError as exc:
             raise ManifestError(str(exc), field=field,
                                 hint="write 'namespace/pod' or 'ip:ADDRESS'") from exc
+        if kind == "pod":
+            cluster, key = split_cluster(key)
+            if cluster and cluster != self.state.name:
+                raise ManifestError(
+                    f"{text} is in cluster {cluster}; this engine judges cluster "
+                    f"{self.state.name}", field=field,
+                    hint="judge each cluster's traffic with its own state (labkit does not "
+                    "model ClusterMesh across clusters yet)")
+            text = key
         if kind == "pod" and key not in self.u.by_key:
             known = ", ".join(sorted(self.state.pods)[:8])
             raise ManifestError(f"no pod {key} in the cluster", field=field,

@@ -1,9 +1,9 @@
 """Manifests to typed objects, with errors that name the file, the object and the field.
 
-``load_objects(paths)`` reads YAML files (several documents each) or
-directories of them; ``parse_text(text)`` reads a string. The core kinds
-(``core_kinds.py``) and each policy flavour register their kinds in a
-``PARSERS`` table (see ``kinds()``).
+``read_documents(paths)`` reads YAML files (several documents each) or
+directories of them; ``documents_of(text)`` reads a string. :class:`ParseContext`
+is what every kind's parser uses to read fields; the parsers themselves are
+registered in ``labkit.policy.kinds``, which turns documents into objects.
 Decoding is strict, like ``kubectl apply`` with server-side field validation:
 an unknown field is an error, not a silent no-op.
 """
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from labkit.errors import ManifestError, UnknownKindError
+from labkit.errors import ManifestError
 from labkit.policy.selectors import OPERATORS, LabelSelector, Requirement
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -190,29 +190,6 @@ def _kind_of(value: Any) -> str:
 
 Parser = Callable[[dict[str, Any], ParseContext], list[Any]]
 
-#: Which CNI serves a CRD group, for "no matches for kind" hints.
-CRD_OWNERS = {"projectcalico.org": "calico", "crd.projectcalico.org": "calico",
-              "cilium.io": "cilium", "metallb.io": "metallb"}
-
-
-def kinds() -> dict[tuple[str, str], Parser]:
-    """Every (apiVersion, kind) labkit understands, mapped to its parser."""
-    global _KINDS
-    if _KINDS is None:
-        import importlib
-
-        table: dict[tuple[str, str], Parser] = {}
-        for flavour in FLAVOURS:
-            table.update(importlib.import_module(f"labkit.policy.{flavour}").PARSERS)
-        _KINDS = table
-    return _KINDS
-
-
-#: Modules with a PARSERS table: the core kinds, then each policy flavour.
-FLAVOURS = ("core_kinds", "kubernetes", "calico", "cilium")
-_KINDS: dict[tuple[str, str], Parser] | None = None
-
-
 # -- reading files -----------------------------------------------------------------------
 def read_documents(paths: Sequence[str | Path]) -> list[tuple[str, dict[str, Any]]]:
     """(source, document) pairs from files or directories, in a stable order."""
@@ -256,77 +233,6 @@ def documents_of(text: str, source: str = "<string>") -> list[tuple[str, dict[st
         else:
             out.append((source, dict(doc)))
     return out
-
-
-Served = Collection[tuple[str, str]]
-
-
-def parse_documents(docs: Iterable[tuple[str, dict[str, Any]]], *, served: Served | None = None
-                    ) -> list[Any]:
-    """Typed objects from documents; all or nothing: the first bad one raises.
-
-    ``served``: the (apiVersion, kind) pairs the target cluster serves (see
-    ``labkit.policy.served_kinds``); others fail with "no matches for kind".
-    """
-    table = kinds()
-    objects: list[Any] = []
-    for source, doc in docs:
-        objects.extend(parse_one(doc, source, table, served=served))
-    return objects
-
-
-def load_objects(paths: Sequence[str | Path], *, served: Served | None = None) -> list[Any]:
-    return parse_documents(read_documents(paths), served=served)
-
-
-def parse_text(text: str, source: str = "<string>", *, served: Served | None = None
-               ) -> list[Any]:
-    return parse_documents(documents_of(text, source), served=served)
-
-
-def parse_one(doc: dict[str, Any], source: str,
-              table: Mapping[tuple[str, str], Parser] | None = None, *,
-              served: Served | None = None) -> list[Any]:
-    table = table if table is not None else kinds()
-    api = doc.get("apiVersion")
-    kind = doc.get("kind")
-    ctx = ParseContext(source, str(kind or "object"))
-    if not isinstance(kind, str) or not kind:
-        raise ctx.error("kind", "is required", hint="every object needs apiVersion and kind")
-    if not isinstance(api, str) or not api:
-        raise ctx.error("apiVersion", "is required", hint="every object needs apiVersion and kind")
-    meta = ctx.mapping(doc.get("metadata"), "metadata", allowed=METADATA_FIELDS)
-    name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        raise ctx.error("metadata.name", "is required", hint="give the object a name")
-    ns = meta.get("namespace")
-    ctx.obj = f"{kind} {ns}/{name}" if isinstance(ns, str) and ns else f"{kind} {name}"
-    parser = table.get((api, kind))
-    if parser is None:
-        raise _unknown_kind(api, kind, table, ctx)
-    if served is not None and (api, kind) not in served:
-        group = api.split("/")[0]
-        owner = CRD_OWNERS.get(group, "another component")
-        raise UnknownKindError(
-            f'no matches for kind "{kind}" in version "{api}"', source=source, obj=ctx.obj,
-            field="kind", hint=f"{kind} is a CRD that comes with {owner}, which this cluster "
-            "does not run; install it first, or apply a policy kind this CNI serves")
-    return parser(doc, ctx)
-
-
-def _unknown_kind(api: str, kind: str, table: Mapping[tuple[str, str], Parser],
-                  ctx: ParseContext) -> UnknownKindError:
-    versions = sorted(a for a, k in table if k == kind)
-    group = api.split("/")[0] if "/" in api else ""
-    if versions:
-        hint = f"{kind} is served as apiVersion {' or '.join(versions)}"
-    elif group in CRD_OWNERS:
-        hint = f"kinds of {group} come with {CRD_OWNERS[group]}; this lab does not model {kind}"
-    else:
-        hint = "check the kind's spelling and apiVersion"
-    return UnknownKindError(
-        f'no matches for kind "{kind}" in version "{api}"', source=ctx.source, obj=ctx.obj,
-        field="kind", hint=hint)
 
 
 def namespace_of(doc: Mapping[str, Any], default: str = "default") -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from labkit.errors import ToolError, ToolNotFound
-from labkit.paths import tools_bin
+from labkit.tools.files import tools_bin
 
 #: How to get each tool the course drives, shown when it is missing.
 INSTALL_HINTS: dict[str, str] = {
@@ -60,6 +60,18 @@ def which(tool: str) -> str | None:
     return shutil.which(tool)
 
 
+def resolve(argv: Sequence[str], what: str) -> str:
+    """The program to start for ``argv``: its path, or ToolNotFound with the install hint."""
+    if not argv:
+        raise ValueError(f"{what}() needs a command")
+    tool = argv[0]
+    path = which(tool) if os.sep not in tool else tool
+    if path is None:
+        raise ToolNotFound(f"'{tool}' is not installed or not on PATH", command=shlex.join(argv),
+                           hint=INSTALL_HINTS.get(tool, f"install {tool}"))
+    return path
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -77,16 +89,8 @@ def run(
     (``kind create cluster``, ``helm upgrade --install --wait``), is called about twice a
     second with the last line the program printed, for a progress report.
     """
-    if not argv:
-        raise ValueError("run() needs a command")
+    path = resolve(argv, "run")
     tool = argv[0]
-    path = which(tool) if os.sep not in tool else tool
-    if path is None:
-        raise ToolNotFound(
-            f"'{tool}' is not installed or not on PATH",
-            command=shlex.join(argv),
-            hint=INSTALL_HINTS.get(tool, f"install {tool}"),
-        )
     full_env = {**os.environ, **env} if env else None
     try:
         if on_output is not None and input is None:
@@ -202,13 +206,8 @@ class Background:
 
 def background(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Background:
     """Start ``argv`` and return at once; see :class:`Background`. ToolNotFound if missing."""
-    if not argv:
-        raise ValueError("background() needs a command")
+    path = resolve(argv, "background")
     tool = argv[0]
-    path = which(tool) if os.sep not in tool else tool
-    if path is None:
-        raise ToolNotFound(f"'{tool}' is not installed or not on PATH", command=shlex.join(argv),
-                           hint=INSTALL_HINTS.get(tool, f"install {tool}"))
     # The files outlive this function: Background closes them when the program is reaped.
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
     try:

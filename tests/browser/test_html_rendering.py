@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit import Lab, checks
-from labkit.backends.stage import environments_dir
+from labkit import Lab
+from labkit.environments import environments_dir
+from labkit.labs import flannel as checks
 from tests.browser.chromium import ARGS, CHROMIUM, MARKS
 
 playwright = pytest.importorskip("playwright.sync_api")

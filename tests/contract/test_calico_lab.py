@@ -10,8 +10,8 @@ import ipaddress
 import pytest
 
 from labkit import Lab
-from labkit import checks_calico as cc
-from labkit.cni import calico
+from labkit.cni.calico import recipe as calico
+from labkit.labs import calico as cc
 
 
 def test_migration_in_place(lab: Lab) -> None:

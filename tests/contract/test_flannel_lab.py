@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 
 from labkit import Lab
-from labkit.backends.stage import environments_dir
+from labkit.environments import environments_dir
 
 POLICIES = environments_dir() / "policies" / "shop"
 

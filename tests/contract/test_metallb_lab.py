@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from labkit import Lab
-from labkit import checks_calico as cc
-from labkit import checks_metallb as cm
-from labkit.cni import metallb
+from labkit.addons import metallb
+from labkit.labs import calico as cc
+from labkit.labs import metallb as cm
 
 LB = cc.POLICIES.parent / "metallb" / "frontend-lb.yaml"
 

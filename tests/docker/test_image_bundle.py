@@ -24,8 +24,11 @@ from typing import Any
 
 import pytest
 
-from labkit import cli, image_bundle, image_pins, images
-from labkit.backends.stage import pinned
+from labkit import cli
+from labkit.course.images import bundle as image_bundle
+from labkit.course.images import listing as images
+from labkit.course.images import pins as image_pins
+from labkit.environments import pinned
 from labkit.tools import process
 
 pytestmark = pytest.mark.docker

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from labkit.cni import leftovers
+from labkit.cni.calico import leftovers
 from labkit.tools import docker
 
 pytestmark = pytest.mark.docker

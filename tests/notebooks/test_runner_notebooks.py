@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cli import main
-from labkit.runner import run_course
+from labkit.course.runner import run_course
 
 FIXTURES = Path(__file__).parent / "fixtures"
 pytestmark = pytest.mark.notebooks

@@ -13,8 +13,8 @@ import pytest
 from labkit.errors import ManifestError
 from labkit.model import ClusterState, Namespace, Pod, Traffic
 from labkit.policy import Engine, build_state, parse_text
-from labkit.policy.calico import Tier
-from labkit.policy.calico_tiers import policy_key
+from labkit.policy.calico.policies import Tier
+from labkit.policy.calico.tiers import policy_key
 from labkit.policy.decision import DecideInput
 from labkit.policy.ir import Action, Direction, Policy, Universe
 from tests.manifests import manifest, namespace, pod
@@ -535,7 +535,7 @@ def test_decide_directly_with_hand_built_input() -> None:
                                "prod/b": Pod("prod", "b", ip="10.0.0.2")},
                          policies=[p])
     u = Universe(state)
-    from labkit.policy.calico import decide
+    from labkit.policy.calico.policies import decide
 
     local = u.endpoints[u.by_key["prod/a"]]
     dec = decide(DecideInput(u, state, local, Direction.INGRESS, 80, "TCP", [p]))

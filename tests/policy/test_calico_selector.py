@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.model import ClusterState, Namespace, Pod
-from labkit.policy.calico_selector import (
+from labkit.policy.calico.selector import (
     All,
     And,
     Eq,

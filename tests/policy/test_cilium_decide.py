@@ -6,7 +6,7 @@ import time
 
 from labkit.model import ClusterState, Denial, HttpRequest, Namespace, Node, Pod, Traffic
 from labkit.policy import Engine, build_state, parse_text
-from labkit.policy.cilium import decide
+from labkit.policy.cilium.policies import decide
 from labkit.policy.decision import DecideInput, has_bit
 from labkit.policy.ir import Direction, Universe
 from tests.manifests import manifest, namespace, pod

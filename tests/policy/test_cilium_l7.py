@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labkit.model import ClusterState, HttpRequest, Secret
-from labkit.policy.cilium_l7 import HeaderMatch, HttpRule, parse_http_rules
+from labkit.policy.cilium.l7 import HeaderMatch, HttpRule, parse_http_rules
 from labkit.policy.parse import ParseContext
 
 STATE = ClusterState()

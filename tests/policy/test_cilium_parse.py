@@ -6,8 +6,8 @@ import pytest
 
 from labkit.errors import ManifestError
 from labkit.policy import parse_text
-from labkit.policy.cilium import CiliumPolicy
-from labkit.policy.cilium_l7 import HttpRule
+from labkit.policy.cilium.l7 import HttpRule
+from labkit.policy.cilium.policies import CiliumPolicy
 from labkit.policy.ir import Action
 
 HEAD = """apiVersion: cilium.io/v2

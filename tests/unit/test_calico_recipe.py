@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from labkit.cni import calico, calico_sim
-from labkit.cni import leftovers as lo
+from labkit.backends.sim.ipam import CalicoIpam, fnv1_32
+from labkit.cni.calico import leftovers as lo
+from labkit.cni.calico import recipe as calico
 from labkit.errors import ClusterError, ManifestError, UnknownKindError
 from tests.unit.kindfakes import FakeKube
 
@@ -295,17 +296,17 @@ def test_stale_pods_ignores_host_network_calico_and_annotated_pods():
 
 
 def test_calico_ipam_blocks_tunnel_first_and_fifo_reuse():
-    ipam = calico_sim.CalicoIpam("10.244.0.0/16")
+    ipam = CalicoIpam("10.244.0.0/16")
     first = ipam.allocate("cni-lab-worker")
     block, owner = ipam.block_of(first)
     assert block.endswith("/26") and owner == "cni-lab-worker"
     assert ipam.tunnel["cni-lab-worker"].endswith(block.split("/")[0].rsplit(".", 1)[1])
-    assert calico_sim.fnv1_32("a") == 0x050C5D7E  # Go's hash/fnv New32("a")
+    assert fnv1_32("a") == 0x050C5D7E  # Go's hash/fnv New32("a")
     more = [ipam.allocate("cni-lab-worker") for _ in range(62)]
     assert len(set(more + [first])) == 63 and len(ipam.affinity["cni-lab-worker"]) == 1
     overflow = ipam.allocate("cni-lab-worker")  # block full (64 incl. tunnel): a second block
     assert len(ipam.affinity["cni-lab-worker"]) == 2 and ipam.block_of(overflow)[0] != block
-    other = calico_sim.CalicoIpam("10.244.0.0/16")
+    other = CalicoIpam("10.244.0.0/16")
     a = other.allocate("n")
     other.release(a)
     assert other.allocate("n") != a  # released addresses go to the back of the block's queue
@@ -365,3 +366,20 @@ def test_verify_after_the_live_migration_reads_calico_node_not_tigerastatus():
     kube.add("TigeraStatus", {"metadata": {"name": "calico"}, **_status(True)})
     names = [c.name for c in calico.RECIPE.verify_kind(SimpleNamespace(kube=kube))]
     assert names[:2] == ["TigeraStatus calico Available", "TigeraStatus apiserver Available"]
+
+
+def test_the_sim_runs_the_calico_api_server_in_calico_system(monkeypatch):
+    """Operator v1.44 puts the API server in calico-system (ground truth §1, labkit.cnis)."""
+    from labkit import Lab
+    from labkit.backends.sim.backend import CLUSTERS
+
+    monkeypatch.setenv("LABKIT_PROGRESS", "off")
+    CLUSTERS.clear()
+    lab = Lab("flannel", backend="sim")
+    lab.up()
+    lab.install_cni("flannel")
+    calico.RECIPE.migrate(lab)
+    apiserver = [p for p in lab.pods() if p.name.startswith("calico-apiserver-")]
+    assert len(apiserver) == 2 and {p.namespace for p in apiserver} == {"calico-system"}
+    assert "calico-apiserver" not in lab.impl.state().namespaces
+    assert not [p for p in lab.workload_pods() if p.startswith("calico-system/")]

@@ -11,7 +11,7 @@ import shlex
 
 import pytest
 
-from labkit.cni import leftovers
+from labkit.cni.calico import leftovers
 from labkit.errors import ToolError
 from labkit.tools.process import Result
 

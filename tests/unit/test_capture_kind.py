@@ -13,10 +13,10 @@ import yaml
 
 from labkit import Lab
 from labkit.backends.kind import KindBackend
+from labkit.backends.kind import capture as kind_capture
 from labkit.backends.kind.guard import load_kubeconfig
-from labkit.backends.stage import Stage, pinned
 from labkit.capture import CaptureSpec
-from labkit.capture import kind as kind_capture
+from labkit.environments import Stage, pinned
 from labkit.errors import ToolError
 from labkit.tools.process import Result
 from tests.unit.kindfakes import FakeKube, node, pod

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from labkit import Lab
+from labkit.backends.sim.capture import End, Segment, render
 from labkit.capture import Capture, datapath_for
 from labkit.capture.datapath import wireguard_length
-from labkit.capture.sim import End, Segment, render
 from labkit.capture.tcpdump import parse_packets
-from labkit.cni import calico
+from labkit.cni.calico import recipe as calico
 from labkit.errors import BackendUnsupported, ClusterError
 from labkit.model import HttpRequest
 
@@ -131,7 +131,7 @@ def test_calico_live_migration_keeps_flannels_vxlan_settings(lab: Lab) -> None:
 def test_calico_cross_subnet_puts_the_pod_packets_on_the_wire_as_they_are(
         lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     calico.RECIPE.migrate(lab)
-    monkeypatch.setattr("labkit.capture.sim.sim_settings",
+    monkeypatch.setattr("labkit.backends.sim.capture.sim_settings",
                         lambda backend: {"encapsulation": "VXLANCrossSubnet"})
     front, far, _ = pods_on(lab)
     pods = {p.key: p for p in lab.pods()}

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from labkit import Lab, checks
-from labkit.backends.stage import environments_dir
+from labkit import Lab
+from labkit.environments import environments_dir
 from labkit.errors import CheckFailed
+from labkit.labs import flannel as checks
 
 POLICY = environments_dir() / "policies" / "shop-db-from-api-only.yaml"
 GOOD = """
@@ -86,7 +87,8 @@ def test_exercise_1_not_attempted_does_not_fail(shop_lab):
 
 
 def test_every_exercise_not_attempted_says_where_to_write_and_how_to_skip():
-    from labkit import checks_calico, checks_metallb
+    from labkit.labs import calico as checks_calico
+    from labkit.labs import metallb as checks_metallb
 
     for result, where in ((checks_calico.exercise_db_no_egress(None, None), "MY_POLICY"),
                           (checks_metallb.exercise_api_lb(None, None), "MY_SERVICE")):

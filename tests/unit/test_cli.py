@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import labkit.cli as cli
-from labkit.doctor import Check, DoctorReport
+from labkit.course.doctor import Check, DoctorReport
 from labkit.errors import ClusterError
 
 
@@ -70,7 +70,7 @@ def test_bad_backend_is_a_usage_error(capsys):
 @pytest.mark.parametrize(("status", "code"), [("ok", 0), ("warn", 0), ("fail", 1)])
 def test_doctor_exit_status_and_outputs(monkeypatch, capsys, status, code):
     report = DoctorReport([Check("docker", status, "detail", "the fix")], "sim", "why")
-    monkeypatch.setattr("labkit.doctor.run_doctor", lambda: report)
+    monkeypatch.setattr("labkit.course.doctor.run_doctor", lambda: report)
     assert cli.main(["doctor"]) == code
     assert "docker" in capsys.readouterr().out
     assert cli.main(["doctor", "--output", "json"]) == code

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cli import build_parser
-from labkit.doctor import INOTIFY_LIMITS
+from labkit.course.doctor import INOTIFY_LIMITS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVCONTAINER = ROOT / ".devcontainer" / "devcontainer.json"

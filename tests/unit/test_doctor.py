@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from labkit.doctor import (
+from labkit.course.doctor import (
     TOOLS,
     Host,
     check_tool,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from labkit import cli
-from labkit.doctor import run_doctor
-from labkit.doctor_room import summarize
+from labkit.course.doctor import run_doctor
+from labkit.course.room import summarize
 from labkit.errors import LabkitError
 from tests.unit.test_doctor import VERSIONS, fake_host, good_outputs
 

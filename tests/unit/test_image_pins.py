@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from labkit import image_pins
 from labkit.backends.kind import KindBackend
-from labkit.backends.stage import Stage, pinned
+from labkit.course.images import pins as image_pins
+from labkit.environments import Stage, pinned
 from labkit.errors import ToolNotFound
 from labkit.progress import Progress
 from labkit.tools.process import Result

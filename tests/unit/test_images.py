@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
-from labkit import cli, image_bundle, image_pins, images
-from labkit.backends.stage import pinned
+from labkit import cli
+from labkit.course.images import bundle as image_bundle
+from labkit.course.images import listing as images
+from labkit.course.images import pins as image_pins
+from labkit.environments import pinned
 from labkit.errors import ContextRefused, LabkitError, ToolError
 from labkit.tools.process import Result
 
@@ -103,7 +106,7 @@ def _no_network_tarballs(monkeypatch):
         arch = "arm64" if "arm64" in url else "amd64"
         return pinned("cni_plugins", "sha256")[arch]
 
-    monkeypatch.setattr("labkit.offline._default_download", download)
+    monkeypatch.setattr("labkit.course.images.offline._default_download", download)
 
 
 NODE = pinned("kind", "node_image")
@@ -203,7 +206,7 @@ def test_list_offline_fails_with_a_hint(monkeypatch, tmp_path, capsys):
 
 
 def test_list_uses_the_cache_when_offline(monkeypatch, tmp_path, capsys):
-    from labkit.cni.flannel import fetch_url
+    from labkit.tools.files import fetch_url
 
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
     cache = tmp_path / "manifests"

@@ -1,4 +1,5 @@
-"""labkit.k8s.KubeClient over fakes of the kubernetes client's dynamic resources and exec stream.
+"""labkit.tools.k8s.KubeClient over fakes of the kubernetes client's dynamic resources and exec
+stream.
 
 What is pinned: the server-side apply call (field manager, force, namespace defaulting),
 the exit code read from the exec stream's status channel in every form the kubelet
@@ -16,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from labkit.errors import ClusterError, UnknownKindError
-from labkit.k8s import ERROR_CHANNEL, FIELD_MANAGER, KubeClient, exit_status, translate
+from labkit.tools.k8s import ERROR_CHANNEL, FIELD_MANAGER, KubeClient, exit_status, translate
 
 # The metav1.Status forms the kubelet writes on the exec error channel
 # (kubelet's remotecommand server: Success; NonZeroExitCode with an ExitCode cause, whose

@@ -11,9 +11,9 @@ import yaml
 from labkit import Lab, ManifestError, UnknownKindError
 from labkit.backends.kind import KindBackend
 from labkit.backends.kind.guard import load_kubeconfig
-from labkit.backends.stage import Stage, pinned
 from labkit.cni.flannel import RECIPE as FLANNEL
 from labkit.cni.flannel import Flannel, flannel_documents
+from labkit.environments import Stage, pinned
 from labkit.errors import ClusterError, ToolNotFound
 from tests.unit.kindfakes import FakeKube, FakeRunner, node, pod
 

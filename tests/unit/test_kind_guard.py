@@ -9,7 +9,7 @@ import yaml
 
 from labkit.backends.kind import KindBackend
 from labkit.backends.kind.guard import check_context, load_kubeconfig
-from labkit.backends.stage import Stage
+from labkit.environments import Stage
 from labkit.errors import ContextRefused
 from tests.unit.kindfakes import FakeKube, FakeRunner
 

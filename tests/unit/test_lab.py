@@ -9,7 +9,7 @@ import pytest
 import labkit
 from labkit import Lab, ManifestError
 from labkit.backends.sim.backend import CLUSTERS
-from labkit.backends.stage import Stage, environments_dir, pinned, render
+from labkit.environments import Stage, environments_dir, pinned, render
 from labkit.errors import BackendUnsupported, ClusterError, UnknownKindError
 from labkit.lab import choose_backend, documents
 from labkit.progress import Progress, wait_until
@@ -137,7 +137,7 @@ def test_wait_until_times_out() -> None:
 def test_api_errors_are_translated_in_one_place() -> None:
     from kubernetes.client.exceptions import ApiException
 
-    from labkit.k8s import translate
+    from labkit.tools.k8s import translate
 
     exc = ApiException(status=422, reason="Unprocessable Entity")
     exc.body = '{"message": "spec.podSelector: Required value"}'

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from labkit.cni import metallb
+from labkit.addons import metallb
 from labkit.errors import ClusterError, ManifestError
 from labkit.tools import docker
 from labkit.tools.process import Result
@@ -83,6 +83,9 @@ class _KindLike:
     name = "kind"
     simulated = False
 
+    def dispatch(self, *, sim: Any, kind: Any) -> Any:  # Backend.dispatch, as KindBackend does
+        return kind(self)
+
 
 NATIVE = {"OperatingSystem": "Ubuntu 24.04", "Name": "laptop"}
 DESKTOP = {"OperatingSystem": "Docker Desktop", "Name": "docker-desktop"}
@@ -117,6 +120,9 @@ def test_reach_failure_is_reported_not_raised():
 class _FakeKindBackend:
     name = "kind"
     simulated = False
+
+    def dispatch(self, *, sim: Any, kind: Any) -> Any:  # Backend.dispatch, as KindBackend does
+        return kind(self)
 
     def __init__(self, fail_webhook: int = 0) -> None:
         self.applied: list[list[dict[str, Any]]] = []

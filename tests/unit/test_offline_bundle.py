@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from labkit import image_bundle, offline
-from labkit.backends.stage import pinned
-from labkit.cni.flannel import Flannel, cni_plugins_daemonset, copy_offline_tarball, fetch_url
+from labkit.cni.flannel import Flannel, cni_plugins_daemonset, copy_offline_tarball
+from labkit.course.images import bundle as image_bundle
+from labkit.course.images import offline
+from labkit.environments import pinned
 from labkit.errors import LabkitError
-from labkit.paths import offline_file
+from labkit.tools.files import fetch_url, offline_file
 from labkit.tools.process import Result
 from tests.unit.httpfakes import Server, serve
 from tests.unit.test_images import CRDS, FLANNEL, METALLB, OPERATOR, Runner, fetch

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from labkit import runner
+from labkit.course import runner
 from labkit.errors import ToolError
 from labkit.progress import Progress
 from labkit.tools import process

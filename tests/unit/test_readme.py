@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cli import build_parser
-from labkit.runner import CourseReport, NotebookResult
+from labkit.course.runner import CourseReport, NotebookResult
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

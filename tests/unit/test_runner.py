@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.errors import LabkitError
-from labkit.runner import (
+from labkit.course.runner import (
     CourseReport,
     NotebookResult,
     _failure,
@@ -16,6 +15,7 @@ from labkit.runner import (
     parse_parameter,
     resolve_backend,
 )
+from labkit.errors import LabkitError
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_resolve_backend(monkeypatch):
 
 
 def test_only_declared_parameters_reach_a_notebook():
-    from labkit.runner import _declared
+    from labkit.course.runner import _declared
 
     fixture = Path(__file__).resolve().parents[1] / "notebooks" / "fixtures" / "nb-pass.ipynb"
     params = {"BACKEND": "sim", "GREETING": "hi", "SOLVE_EXERCISES": True}
@@ -89,7 +89,7 @@ def test_only_declared_parameters_reach_a_notebook():
 
 
 def test_find_notebook_by_path_or_course_name(tmp_path: Path):
-    from labkit.runner import find_notebook
+    from labkit.course.runner import find_notebook
 
     (tmp_path / "01-flannel.ipynb").write_text("{}")
     assert find_notebook("01-flannel", tmp_path) == tmp_path / "01-flannel.ipynb"

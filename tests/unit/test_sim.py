@@ -128,7 +128,7 @@ def test_closed_port_is_refused_whatever_the_policy() -> None:
 def test_kindnet_stage_enforces_network_policy(tmp_path, monkeypatch) -> None:
     import shutil
 
-    from labkit.backends.stage import environments_dir
+    from labkit.environments import environments_dir
 
     env = tmp_path / "environments"
     shutil.copytree(environments_dir(), env)

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from labkit import Lab
+from labkit.addons import metallb
 from labkit.backends.sim import store
 from labkit.backends.sim.backend import CLUSTERS
-from labkit.backends.stage import environments_dir
 from labkit.cli import main as cli
-from labkit.cni import calico, metallb
+from labkit.cni.calico import recipe as calico
+from labkit.environments import environments_dir
 from labkit.errors import ClusterError
 
 POLICIES = environments_dir() / "policies"

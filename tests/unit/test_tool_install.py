@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from labkit import cli
-from labkit.backends.stage import load_versions
-from labkit.tool_install import artifacts, host_platform, install
+from labkit.course.doctor import TOOLS, Host, check_tool
+from labkit.course.tools_install import artifacts, host_platform, install
+from labkit.environments import load_versions
 from labkit.tools import process
 from tests.unit.httpfakes import Server, serve
 
@@ -120,7 +121,7 @@ def test_mirror_and_cli_exit_status(server: Server, tmp_path: Path, monkeypatch,
     """The real pins through the CLI and a mirror: a fake file fails its real sum."""
     server.files["/kind-linux-amd64"] = BINARY
     monkeypatch.setenv("LABKIT_TOOLS_MIRROR", server.url)
-    monkeypatch.setattr("labkit.tool_install.host_platform", lambda: "linux-amd64")
+    monkeypatch.setattr("labkit.course.tools_install.host_platform", lambda: "linux-amd64")
     code = cli.main(["tools", "install", "--dest", str(tmp_path), "kind"])
     out = capsys.readouterr().out
     assert code == 1
@@ -139,8 +140,6 @@ def test_installed_tools_are_found_first(tmp_path: Path, monkeypatch) -> None:
     kind.chmod(0o755)
     assert process.which("kind") == str(kind)
     assert process.run(["kind", "version"]).stdout.startswith("kind v0.33.0")
-    from labkit.doctor import TOOLS, Host, check_tool
-
     spec = next(s for s in TOOLS if s.name == "kind")
     assert check_tool(Host(), spec, load_versions()).status == "ok"
 

@@ -9,6 +9,7 @@ be run and sent.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,30 +17,31 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from labkit.backends.base import Backend, NodeRow, PodRow
+from labkit import cnis
+from labkit.backends.base import Backend, NodeRow, PodRow, T
+from labkit.backends.kind import capture as kind_capture
 from labkit.backends.kind import probe
 from labkit.backends.kind.guard import check_context, load_kubeconfig
-from labkit.backends.stage import Stage, pinned
-from labkit.errors import ClusterError
-from labkit.k8s import KubeApi, KubeClient
+from labkit.course.images.pins import node_image_for_kind
+from labkit.environments import Stage, pinned
+from labkit.errors import BackendUnsupported, ClusterError
+from labkit.matrix import Observation
 from labkit.model import ClusterState, ContainerPort, Namespace, Pod, Service, ServicePort, Traffic
+from labkit.policy import served_kinds
+from labkit.policy.kinds import parse_one
+from labkit.policy.state import add_policy
 from labkit.progress import Progress, wait_until
 from labkit.tools import kind as kind_tool
 from labkit.tools import process
+from labkit.tools.k8s import KubeApi, KubeClient, describe
 
 if TYPE_CHECKING:
-    from labkit.matrix import Observation
+    from labkit.backends.sim.backend import SimBackend
+    from labkit.capture import Capture, CaptureSpec
+    from labkit.matrix import Cell, Observation
 
 KubeFactory = Callable[[str], KubeApi]
 
-#: DaemonSets that tell which CNI runs: (namespace, name) -> CNI.
-CNI_DAEMONSETS = (
-    ("kube-flannel", "kube-flannel-ds", "flannel"),
-    ("calico-system", "calico-node", "calico"),
-    ("kube-system", "calico-node", "calico"),
-    ("kube-system", "cilium", "cilium"),
-    ("kube-system", "kindnet", "kindnet"),
-)
 #: The container of the shop's pods that has curl (environments/workloads/shop).
 PROBE_CONTAINER = "probe"
 POLICY_KINDS = (("networking.k8s.io/v1", "NetworkPolicy"),)
@@ -71,14 +73,15 @@ class KindBackend(Backend):
     @property
     def kube(self) -> KubeApi:
         if self._kube is None:
-            import os
-
             ctx = check_context(self.kubeconfig_loader(), self.stage.cluster_name,
                                 requested=os.environ.get("LABKIT_CONTEXT"))
             self._kube = self.kube_factory(ctx.name)
         return self._kube
 
     # -- lifecycle ---------------------------------------------------------------------
+    def dispatch(self, *, sim: Callable[[SimBackend], T], kind: Callable[[KindBackend], T]) -> T:
+        return kind(self)
+
     def exists(self) -> bool:
         return self.stage.cluster_name in kind_tool.get_clusters(run=self.run)
 
@@ -105,8 +108,6 @@ class KindBackend(Backend):
             # with "cannot reach the API server" and a `docker ps` hint.
             report.update("exists, reusing it", force=True)
         else:
-            from labkit.image_pins import node_image_for_kind
-
             image, note = node_image_for_kind(str(pinned("kind", "node_image")), run=self.run)
             if note:
                 report.update(note, force=True)
@@ -133,21 +134,15 @@ class KindBackend(Backend):
                       key=lambda r: (r.namespace, r.name))
 
     def installed_cni(self) -> str | None:
-        for ns, ds, cni in CNI_DAEMONSETS:
-            if self.kube.get("apps/v1", "DaemonSet", ds, ns) is not None:
+        for ds, cni in cnis.agents():
+            if self.kube.get("apps/v1", "DaemonSet", ds.name, ds.namespace) is not None:
                 return cni
         return None
 
     def served(self) -> set[tuple[str, str]]:
-        from labkit.policy import served_kinds
-
         return set(served_kinds(self.installed_cni()))
 
     def state(self) -> ClusterState:
-        from labkit.policy import served_kinds
-        from labkit.policy.parse import parse_one
-        from labkit.policy.state import add_policy
-
         state = ClusterState(name=self.stage.cluster_name, pod_cidr=self.stage.pod_subnet,
                              service_cidr=self.stage.service_subnet)
         for d in self.kube.list("v1", "Namespace"):
@@ -176,8 +171,6 @@ class KindBackend(Backend):
     # -- changes -----------------------------------------------------------------------
     def apply_raw(self, docs: Sequence[dict[str, Any]]) -> list[str]:
         """Apply manifests labkit does not model (a CNI's DaemonSets, RBAC ...) as they are."""
-        from labkit.k8s import describe
-
         out = []
         for doc in docs:
             self.kube.apply(doc)
@@ -188,8 +181,6 @@ class KindBackend(Backend):
         return self.apply_raw(docs)
 
     def delete(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
-        from labkit.k8s import describe
-
         return [describe(d) for d in reversed(list(docs)) if self.kube.delete(d)]
 
     def wait_daemonset(self, namespace: str, name: str, *, timeout: float = 300,
@@ -232,6 +223,9 @@ class KindBackend(Backend):
                                "the pending objects for events") from exc
 
     # -- traffic -----------------------------------------------------------------------
+    def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
+        return kind_capture.capture(self, spec, generate)
+
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> process.Result:
         ns, _, name = pod.partition("/")
@@ -239,9 +233,6 @@ class KindBackend(Backend):
 
     def observe(self, traffic: Sequence[Traffic], expected: dict[Traffic, bool]
                 ) -> dict[Traffic, Observation]:
-        from labkit.errors import BackendUnsupported
-        from labkit.matrix import Observation
-
         state = self.state()
         jobs: dict[str, list[tuple[Traffic, probe.Target]]] = {}
         for i, t in enumerate(traffic):

@@ -30,7 +30,8 @@ from typing import Any
 from labkit.backends.base import NodeRow, PodRow
 from labkit.backends.sim.ipam import Ipam
 from labkit.backends.sim.names import pod_suffix, template_hash
-from labkit.backends.stage import Stage
+from labkit.cnis import KUBERNETES_NAMESPACES
+from labkit.environments import Stage
 from labkit.model import (
     ClusterState,
     ContainerPort,
@@ -45,8 +46,7 @@ from labkit.model import (
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
                      "reason:NetworkPluginNotReady message:Network plugin returns error: "
                      "cni plugin not initialized")
-SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
-DEFAULT_NAMESPACES = ("default", *SYSTEM_NAMESPACES)
+DEFAULT_NAMESPACES = ("default", *KUBERNETES_NAMESPACES)
 
 
 @dataclass
@@ -82,6 +82,8 @@ class CniRecord:
     ipam: Ipam
     namespace: str
     daemonset: str
+    #: What the install chose that shows on the wire (``labkit.capture.datapath_for``).
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 Hook = Callable[["SimCluster"], None]

@@ -7,14 +7,15 @@ defaults to 24 for IPv4), and the CNI's ``host-local`` IPAM hands out addresses
 of that range in order, starting at .2 because .1 is the gateway (the ``cni0``
 bridge for Flannel). host-local does not immediately reuse a released address:
 it continues after the last one it reserved (containernetworking/plugins,
-plugins/ipam/host-local). Other CNIs (Calico's /26 blocks) add their own class.
+plugins/ipam/host-local). Calico's IPAM (affine /26 blocks per node) is :class:`CalicoIpam`.
 """
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Ipam(Protocol):
@@ -70,3 +71,81 @@ class NodeRangeIpam:
 
     def describe(self) -> str:
         return f"{self.name}: one /24 per node, addresses from .{self.first_offset}"
+
+
+def fnv1_32(text: str) -> int:
+    """FNV-1 32-bit, the hash Go's ``hash/fnv.New32`` computes (Calico's block seed)."""
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = (h * 0x01000193) & 0xFFFFFFFF
+        h ^= byte
+    return h
+
+
+class CalicoIpam:
+    """Calico IPAM over one pool: per-node affine blocks, the tunnel address first."""
+
+    name = "calico-ipam"
+
+    def __init__(self, pool: str, block_size: int = 26) -> None:
+        self.pool = ipaddress.ip_network(pool)
+        self.block_size = block_size
+        self.blocks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(
+            self.pool.subnets(new_prefix=block_size))
+        self.affinity: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+        self._owner: dict[Any, str] = {}
+        self._free: dict[Any, collections.deque[int]] = {}
+        self.tunnel: dict[str, str] = {}
+
+    def _claim(self, node: str) -> Any:
+        start = fnv1_32(node) % len(self.blocks)
+        for step in range(len(self.blocks)):
+            block = self.blocks[(start + step) % len(self.blocks)]
+            if block not in self._owner:
+                self._owner[block] = node
+                self._free[block] = collections.deque(range(block.num_addresses))
+                self.affinity.setdefault(node, []).append(block)
+                return block
+        raise RuntimeError(f"IP pool {self.pool} has no free /{self.block_size} block")
+
+    def ensure_tunnel(self, node: str) -> str:
+        """calico-node's ``vxlan.calico`` address: the node's first allocation."""
+        if node not in self.tunnel:
+            self.tunnel[node] = self._take(node)
+        return self.tunnel[node]
+
+    def allocate(self, node: str) -> str:
+        self.ensure_tunnel(node)
+        return self._take(node)
+
+    def _take(self, node: str) -> str:
+        for block in self.affinity.get(node, []):
+            if self._free[block]:
+                return str(block.network_address + self._free[block].popleft())
+        block = self._claim(node)
+        return str(block.network_address + self._free[block].popleft())
+
+    def release(self, ip: str) -> None:
+        addr = ipaddress.ip_address(ip)
+        for block, free in self._free.items():
+            if addr in block:
+                free.append(int(addr) - int(block.network_address))
+                return
+        # not one of ours (a Flannel address of a pod deleted after the migration): nothing to do
+
+    def block_of(self, ip: str) -> tuple[str, str] | None:
+        """(block, node it is affine to) for an address, or None outside every claimed block."""
+        addr = ipaddress.ip_address(ip)
+        for block, node in self._owner.items():
+            if addr in block:
+                return str(block), node
+        return None
+
+    def describe(self) -> str:
+        return (f"calico-ipam: /{self.block_size} blocks of {self.pool} claimed per node, "
+                "the first address of a node's first block is its vxlan.calico tunnel")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pool": str(self.pool), "block_size": self.block_size,
+                "blocks": {n: [str(b) for b in bs] for n, bs in sorted(self.affinity.items())},
+                "tunnel": dict(sorted(self.tunnel.items()))}

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import ipaddress
 import typing
 from functools import cache
 from typing import Any
 
 from labkit import model
 from labkit.backends.sim.cluster import CniRecord, SimCluster, SimNode, SimPod
-from labkit.backends.sim.ipam import NodeRangeIpam
-from labkit.backends.stage import Stage
+from labkit.backends.sim.controllers import SimAllocator
+from labkit.backends.sim.ipam import CalicoIpam, NodeRangeIpam
+from labkit.environments import Stage
 from labkit.errors import ClusterError
+from labkit.policy.kinds import parse_one
 
 #: Bumped whenever the layout changes; files of another format are refused, not guessed at.
 FORMAT = "labkit-sim-cluster/v1"
@@ -78,8 +81,6 @@ def _ipam_data(ipam: Any) -> dict[str, Any]:
         return {"type": "node-range", "name": ipam.name, "ranges": ipam.ranges,
                 "first_offset": ipam.first_offset, "next": ipam._next,
                 "used": sorted(ipam._used)}
-    from labkit.cni.calico_sim import CalicoIpam
-
     if isinstance(ipam, CalicoIpam):
         return {"type": "calico", "pool": str(ipam.pool), "block_size": ipam.block_size,
                 "affinity": {n: [str(b) for b in bs] for n, bs in ipam.affinity.items()},
@@ -96,10 +97,6 @@ def _ipam_from(data: dict[str, Any]) -> Any:
         ipam._used = set(data["used"])
         return ipam
     if data["type"] == "calico":
-        import ipaddress
-
-        from labkit.cni.calico_sim import CalicoIpam
-
         calico = CalicoIpam(data["pool"], data["block_size"])
         for node, blocks in data["affinity"].items():
             nets = [ipaddress.ip_network(b) for b in blocks]
@@ -113,8 +110,6 @@ def _ipam_from(data: dict[str, Any]) -> Any:
 
 
 def _hook_data(hook: Any) -> dict[str, Any]:
-    from labkit.cni.metallb import SimAllocator
-
     if isinstance(hook, SimAllocator):
         return {"type": "metallb", "addresses": hook.addresses, "assigned": hook.assigned}
     raise _unsupported("controller hook", hook)
@@ -122,12 +117,19 @@ def _hook_data(hook: Any) -> dict[str, Any]:
 
 def _hook_from(data: dict[str, Any]) -> Any:
     if data["type"] == "metallb":
-        from labkit.cni.metallb import SimAllocator
-
         hook = SimAllocator(list(data["addresses"]))
         hook.assigned = dict(data["assigned"])
         return hook
     raise ValueError(f"unknown controller hook type {data['type']!r}")
+
+
+def _legacy_settings(cni: dict[str, Any]) -> dict[str, Any]:
+    """Settings of a file saved before CniRecord had them: Calico's pool was VXLAN
+    (environments/calico/custom-resources.yaml), and calico-node in kube-system meant the
+    live migration (Flannel's VXLAN port and VNI kept)."""
+    if cni["name"] != "calico":
+        return {}
+    return {"encapsulation": "VXLAN", "live_migration": cni["namespace"] == "kube-system"}
 
 
 def _unsupported(what: str, value: Any) -> ClusterError:
@@ -159,7 +161,8 @@ def dump(cluster: SimCluster, policy_docs: list[dict[str, Any]]) -> dict[str, An
         "policies": policy_docs,
         "cni": None if cni is None else {"name": cni.name, "namespace": cni.namespace,
                                          "daemonset": cni.daemonset,
-                                         "ipam": _ipam_data(cni.ipam)},
+                                         "ipam": _ipam_data(cni.ipam),
+                                         "settings": cni.settings},
         "extra_served": sorted([list(pair) for pair in cluster.extra_served]),
         "hooks": [_hook_data(h) for h in cluster.hooks],
         "no_network": cluster.no_network,
@@ -172,8 +175,6 @@ def load(data: dict[str, Any], source: str) -> tuple[SimCluster, list[tuple[Any,
     Raises ValueError/KeyError/TypeError on a malformed file and LabkitError
     (ManifestError) when a stored policy no longer parses; the caller wraps both.
     """
-    from labkit.policy.parse import parse_one
-
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"format is {found!r}, this labkit reads {FORMAT!r}")
@@ -197,7 +198,7 @@ def load(data: dict[str, Any], source: str) -> tuple[SimCluster, list[tuple[Any,
     cni = data["cni"]
     if cni is not None:
         c.cni = CniRecord(cni["name"], _ipam_from(cni["ipam"]), cni["namespace"],
-                          cni["daemonset"])
+                          cni["daemonset"], cni.get("settings", _legacy_settings(cni)))
     c.extra_served = {(api, kind) for api, kind in data["extra_served"]}
     c.hooks = [_hook_from(h) for h in data["hooks"]]
     c.no_network = dict(data["no_network"])

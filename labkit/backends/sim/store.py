@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import ClusterError
-from labkit.paths import home
+from labkit.tools.files import home, write_atomic
 
 #: Identifies one version of a state file: (inode, mtime in ns, size); None when absent.
 Signature = tuple[int, int, int] | None
@@ -45,22 +44,6 @@ def signature(path: Path) -> Signature:
 
 def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=1) + "\n"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename: readers never see half a file.
-
-    Raises OSError; callers say what they were saving.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write(path: Path, text: str) -> Signature:

@@ -1,0 +1,300 @@
+"""The course runner behind ``labkit run`` and ``make run``.
+
+Executes notebooks in order with papermill, passing parameters (BACKEND and any
+``-p NAME=VALUE``), and writes into one output folder the executed notebooks,
+``report.json`` (for programs) and ``report.html`` (for people). A failing
+notebook does not stop the run unless asked: later notebooks build their own
+clusters, and a full report is worth more to an instructor than the first error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from labkit.display import Table, escape, simulated_banner
+from labkit.errors import LabkitError
+from labkit.lab import choose_backend
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+#: A cell that runs longer than this gets a progress line (throttled), so papermill logs
+#: stay short on sim and a learner on kind still sees that something is happening.
+PROGRESS_EVERY_S = 10.0
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    status: str  # "passed" | "failed"
+    seconds: float
+    error: str | None = None
+    cell: int | None = None  # 1-based position of the failing cell in the executed notebook
+    output: str = ""
+
+
+@dataclass
+class CourseReport:
+    backend: str
+    parameters: dict[str, Any]
+    notebooks: list[NotebookResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(n.status == "passed" for n in self.notebooks)
+
+    @property
+    def simulated(self) -> bool:
+        return self.backend == "sim"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "simulated": self.simulated,
+            "parameters": dict(self.parameters),
+            "notebooks": [asdict(n) for n in self.notebooks],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, default=str)
+
+    def table(self) -> Table:
+        table = Table(("notebook", "status", "seconds", "error"),
+                      title=f"CNI Lab course run (backend: {self.backend})")
+        for n in self.notebooks:
+            table.add(n.name, n.status, f"{n.seconds:.1f}", n.error or "")
+        passed = sum(n.status == "passed" for n in self.notebooks)
+        table.notes.append(f"{passed}/{len(self.notebooks)} notebooks passed")
+        if self.simulated:
+            table.notes.append(simulated_banner(True, "All cluster results in this run"))
+        return table
+
+    def to_text(self) -> str:
+        return self.table().to_text()
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
+
+    def to_html(self) -> str:
+        links = "".join(
+            f'<li><a href="{escape(Path(n.output).name)}">{escape(n.name)}</a></li>'
+            for n in self.notebooks if n.output
+        )
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>CNI Lab run: {escape(self.backend)}</title></head>"
+            "<body style='font-family:sans-serif'>"
+            f"{self._repr_html_()}<h4>Executed notebooks</h4><ul>{links}</ul>"
+            f"<h4>Parameters</h4><pre>{escape(json.dumps(self.parameters, indent=2))}</pre>"
+            "</body></html>"
+        )
+
+
+def parse_parameter(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` from the command line; VALUE is read as YAML (so 3, true, [a] work)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise LabkitError(
+            f"bad parameter {text!r}",
+            hint="write parameters as NAME=VALUE, e.g. -p SOLVE_EXERCISES=true",
+        )
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return name, value
+
+
+def course_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The course in order: ``NN-topic.ipynb`` sorted by name."""
+    found = sorted(p for p in folder.glob("[0-9][0-9]-*.ipynb"))
+    if not found:
+        raise LabkitError(f"no course notebooks in {folder}",
+                          hint="run labkit from a clone of the course repository")
+    return found
+
+
+def find_notebook(name: Path | str, folder: Path = NOTEBOOKS_DIR) -> Path:
+    """A notebook by path, or by course name (``01-flannel`` or ``01-flannel.ipynb``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (folder / path.name, folder / f"{path.name}.ipynb"):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(p.stem for p in folder.glob("[0-9][0-9]-*.ipynb"))
+    raise LabkitError(f"no such notebook: {name}",
+                      hint=f"give a path or a course notebook name ({known or 'none found'})")
+
+
+def resolve_backend(backend: str) -> str:
+    """What "auto" becomes here: the Lab's own rule (LABKIT_BACKEND, then Docker and kind)."""
+    return choose_backend(backend)
+
+
+class _Progress:
+    """Throttled progress lines: one when a notebook starts and ends, and one per long cell."""
+
+    def __init__(self, stream: TextIO, every: float) -> None:
+        self.stream = stream
+        self.every = every
+        self.last = time.monotonic()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+        self.last = time.monotonic()
+
+    def hooks(self, total: int) -> dict[str, Callable[..., None]]:
+        def on_cell_start(cell: Any, cell_index: int, **_: Any) -> None:
+            if time.monotonic() - self.last >= self.every:
+                lines = (cell.get("source") or "").strip().splitlines()
+                first = lines[0][:60] if lines else ""
+                self.say(f"      ... cell {cell_index + 1}/{total}: {first}")
+
+        return {"on_cell_start": on_cell_start}
+
+
+def _failure(exc: Exception) -> tuple[str, int | None]:
+    """One readable line naming the cell, and its 1-based index, from a papermill error."""
+    cell_index = getattr(exc, "cell_index", None)
+    if cell_index is None:
+        return f"{type(exc).__name__}: {exc}".strip(), None
+    source = (getattr(exc, "source", "") or "").strip().splitlines()
+    first = next((ln for ln in source if ln.strip() and not ln.startswith("#")), "")
+    evalue = str(getattr(exc, "evalue", "")).strip().replace("\n", " ")
+    where = f"cell {cell_index + 1} (In [{getattr(exc, 'exec_count', '?')}]: {first[:60]!r})"
+    return f"{where}: {getattr(exc, 'ename', 'Error')}: {evalue}", cell_index + 1
+
+
+def run_course(
+    notebooks: Sequence[Path | str] | None = None,
+    *,
+    backend: str = "auto",
+    parameters: Mapping[str, Any] | None = None,
+    output_dir: Path | str = "runs/latest",
+    stream: TextIO | None = None,
+    fail_fast: bool = False,
+    timeout: float | None = 1800,
+    progress_every: float = PROGRESS_EVERY_S,
+) -> CourseReport:
+    """Run ``notebooks`` (default: the whole course) and write the report; never raises for a
+    failing notebook (the report says which one and where)."""
+    stream = stream or sys.stderr
+    paths = [find_notebook(p) for p in notebooks] if notebooks else course_notebooks()
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = resolve_backend(backend)
+    params = {"BACKEND": resolved, **(parameters or {})}
+    report = CourseReport(resolved, params)
+    progress = _Progress(stream, progress_every)
+    progress.say(f"labkit run: {len(paths)} notebook(s) on backend {resolved!r} -> {out}/")
+    if resolved == "sim":
+        progress.say("  (sim backend: cluster results are SIMULATED, no real cluster runs)")
+    # No browser shows a widget in a papermill run: long waits print throttled plain lines.
+    with _fresh_sim_home(out if resolved == "sim" else None), \
+            _environ("LABKIT_PROGRESS", os.environ.get("LABKIT_PROGRESS") or "plain"):
+        _run_all(paths, out, params, report, progress, fail_fast, timeout)
+    passed = sum(n.status == "passed" for n in report.notebooks)
+    progress.say(f"{passed}/{len(report.notebooks)} passed; report: {out / 'report.html'}, "
+                 f"{out / 'report.json'}")
+    return report
+
+
+@contextlib.contextmanager
+def _fresh_sim_home(out: Path | None) -> Iterator[None]:
+    """On sim, the run gets its own empty LABKIT_HOME (simulated clusters live there).
+
+    The notebooks of one run share it, as they share a kind cluster, but a run never
+    starts from what an earlier run or a learner's session left behind, and leaves the
+    learner's own simulated clusters alone.
+    """
+    if out is None:
+        yield
+        return
+    home = out / "sim-home"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    with _environ("LABKIT_HOME", str(home.resolve())):  # kernels inherit it
+        yield
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in this process's environment (so in the kernels it starts), then back."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: CourseReport,
+             progress: _Progress, fail_fast: bool, timeout: float | None) -> None:
+    import papermill  # lazy: heavy, optional (the 'lab' extra)
+
+    for i, path in enumerate(paths, 1):
+        target = out / path.name
+        progress.say(f"[{i}/{len(paths)}] {path.stem} ...")
+        started = time.monotonic()
+        error, cell = None, None
+        total = _cell_count(path) + 1  # papermill adds the injected-parameters cell
+        try:
+            papermill.execute_notebook(
+                str(path), str(target), parameters=_declared(path, params),
+                kernel_name="python3",
+                progress_bar=False, cwd=str(path.parent.resolve()),
+                execution_timeout=timeout, **progress.hooks(total),
+                # ipykernel warns on every start about its TCP transport; keep logs readable
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
+            error, cell = _failure(exc)
+        seconds = round(time.monotonic() - started, 2)
+        status = "failed" if error else "passed"
+        report.notebooks.append(NotebookResult(path.stem, status, seconds, error, cell,
+                                               str(target)))
+        progress.say(f"[{i}/{len(paths)}] {path.stem} {status.upper()} in {seconds:.1f}s"
+                     + (f"\n      {error}" if error else ""))
+        _write(report, out)
+        if error and fail_fast:
+            break
+
+
+def _declared(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters this notebook's `parameters` cell declares (BACKEND always goes through).
+
+    A course-wide ``-p SOLVE_EXERCISES=true`` must not make papermill warn on the
+    notebooks that have no exercises.
+    """
+    import papermill  # lazy: heavy, optional (the 'lab' extra)
+
+    try:
+        declared = set(papermill.inspect_notebook(str(path)))
+    except Exception:  # noqa: BLE001 - an unreadable notebook fails properly when executed
+        return dict(params)
+    return {k: v for k, v in params.items() if k in declared or k == "BACKEND"}
+
+
+def _cell_count(path: Path) -> int:
+    try:
+        return len(json.loads(path.read_text()).get("cells", []))
+    except (OSError, json.JSONDecodeError):
+        return 0
+
+
+def _write(report: CourseReport, out: Path) -> None:
+    (out / "report.json").write_text(report.to_json() + "\n")
+    (out / "report.html").write_text(report.to_html())
