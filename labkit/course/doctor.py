@@ -188,22 +188,21 @@ def tool_version(spec: ToolSpec, output: str) -> tuple[int, int, int] | None:
     return parse_version(output)
 
 
-def install_hint(host: Host, name: str, pinned_text: str) -> str:
-    """How to install ``name`` at the pinned version: ``labkit tools install``, which checks
-    the download against the upstream SHA-256 pinned in versions.yaml (never an unverified
-    ``curl``) and puts it where doctor and the kind backend look first."""
-    tool = "cilium" if name == "cilium" else name
+def install_hint(name: str, pinned_text: str) -> str:
+    """How to install ``name`` at the pinned version, on every platform the course supports:
+    ``labkit tools install``, which checks the download against the upstream SHA-256 pinned in
+    versions.yaml (never an unverified ``curl``) and puts it where doctor and the kind backend
+    look first."""
     pin = f" {pinned_text}" if pinned_text else ""
     extra = " (or set LABKIT_KIND to a kind binary you already have)" if name == "kind" else ""
-    del host  # the same command on every platform the course supports
-    return (f"`labkit tools install {tool}` (the pinned{pin}, checksum-verified, into "
+    return (f"`labkit tools install {name}` (the pinned{pin}, checksum-verified, into "
             f"$LABKIT_HOME/bin){extra}")
 
 
 def check_tool(host: Host, spec: ToolSpec, versions: Mapping[str, Any]) -> Check:
     pinned_text = str((versions.get(spec.pin_key) or {}).get("version", "")) if spec.pin_key else ""
     pinned = parse_version(pinned_text)
-    hint = install_hint(host, spec.name, pinned_text if pinned else "")
+    hint = install_hint(spec.name, pinned_text if pinned else "")
     if host.which(spec.name) is None:
         return Check(spec.name, spec.missing_status,
                      f"not installed; needed for {spec.needed_for}", hint)
