@@ -112,8 +112,9 @@ def append(archive: Path, fetch: Fetch, stages: Sequence[str], *,
                             f"cni-plugins {arch}: checksum mismatch for {url}: expected "
                             f"{pins.get(arch) or '(none pinned)'} (versions.yaml "
                             f"cni_plugins.sha256.{arch}), got {got}; not bundled",
-                            hint="retry on a network you trust; the sum comes from the "
-                            "release's own .sha256 file")
+                            hint=f"{archive} holds the images but not this file: do not hand "
+                            "it out; run `labkit images save` again on a network you trust (the "
+                            "sum comes from the release's own .sha256 file)")
                     size = tmp.tell()
                     tmp.seek(0)
                     member = f"{PREFIX}/files/{url.rsplit('/', 1)[-1]}"
