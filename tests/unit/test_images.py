@@ -431,3 +431,20 @@ def test_load_rejects_a_file_that_is_not_a_bundle(tmp_path, capsys):
     assert "not an image archive written by `docker save`" in capsys.readouterr().err
     assert cli.main(["images", "load", str(tmp_path / "missing.tar")]) == 1
     assert "labkit images save --output FILE" in capsys.readouterr().err
+
+
+def test_save_shows_dockers_own_pull_lines_while_a_pull_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LABKIT_PROGRESS", "plain")
+    listing = images.ImageList(["cilium"], [images.Image("x:1", "t", "here", "cluster")])
+    monkeypatch.setattr(images, "list_images", lambda stages, fetch=None: listing)
+
+    class Pulling(Runner):
+        def __call__(self, argv: list[str], **kw: Any) -> Result:
+            if argv[:2] == ["docker", "pull"]:
+                kw["on_output"]("8a1e25ce7c4f: Downloading  12.5MB/40.2MB")
+            return super().__call__(argv, **kw)
+
+    image_bundle.save(tmp_path / "b.tar", ["cilium"], run=Pulling(), echo=lambda s: None)
+    err = capsys.readouterr().err
+    assert "pulling x:1: 8a1e25ce7c4f: Downloading 12.5MB/40.2MB" in err
+    assert "pulling x:1: pulled" in err

@@ -36,6 +36,7 @@ from labkit.course.images.listing import (
 )
 from labkit.environments import Stage, pinned
 from labkit.errors import LabkitError, ToolError, ToolNotFound
+from labkit.progress import Progress
 from labkit.tools import kind as kind_tool
 from labkit.tools import process
 from labkit.tools.files import fetch_url
@@ -81,10 +82,14 @@ def _pull_hint(ref: str, stderr: str) -> str:
 
 
 def _pull(run: Runner, image: Image) -> float:
-    """``docker pull`` one image; returns the seconds it took."""
+    """``docker pull`` one image, showing Docker's latest line (throttled) while it runs;
+    returns the seconds it took."""
     start = time.monotonic()
+    report = Progress(f"pulling {image.ref}", interval=5)
     try:
-        run(["docker", "pull", image.ref], timeout=PULL_TIMEOUT)
+        run(["docker", "pull", image.ref], timeout=PULL_TIMEOUT, on_output=report.update)
+        if report.emitted:
+            report.finish("pulled")
     except ToolError as exc:
         if isinstance(exc, ToolNotFound):
             raise
