@@ -11,7 +11,7 @@ from labkit.addons import metallb
 from labkit.backends.base import ClusterStatus
 from labkit.cni.calico import recipe as calico
 from labkit.course.doctor import pinned_versions, run_doctor
-from labkit.course.plan import plan_table
+from labkit.course.plan import claims_table, plan_table
 from labkit.display import Table, simulated_banner
 from labkit.environments import Stage, environments_dir, load_versions
 from labkit.errors import (
@@ -60,6 +60,7 @@ __all__ = [
     "checks_calico",
     "checks_metallb",
     "choose_backend",
+    "claims_table",
     "environments_dir",
     "load_objects",
     "load_versions",

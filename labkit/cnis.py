@@ -140,8 +140,9 @@ ADDON_CRD_GROUPS = {"metallb.io": "metallb"}
 
 #: Namespaces of Kubernetes and kind themselves.
 KUBERNETES_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
-#: Namespaces of the add-ons labs install (not workloads of the shop).
-ADDON_NAMESPACES = ("metallb-system",)
+#: Namespaces of the add-ons labs install (not workloads of the shop), and labkit's own probe
+#: client (environments/workloads/probe).
+ADDON_NAMESPACES = ("metallb-system", "labkit-probe")
 
 
 def profile(name: str) -> CniProfile:

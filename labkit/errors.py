@@ -30,6 +30,22 @@ class LabkitError(Exception):
         text = self.message.replace("\n", " ")
         return f"{text} (hint: {self.hint})" if self.hint else text
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: one FAILED callout, message and hint.
+
+        IPython calls this on an exception that defines it and displays the lines (ANSI
+        colours allowed) in place of the stack, in Jupyter and in papermill's output; the
+        cell still fails, so papermill still stops. A learner sees what went wrong and the
+        fix, not sixty lines of labkit internals (and not the chained causes either).
+        """
+        red, bold, dim, reset = "\x1b[1;31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+        first, *rest = self.message.splitlines() or [""]
+        lines = [f"{red}FAILED{reset} {bold}{first}{reset}", *(f"  {r}" for r in rest)]
+        if self.hint:
+            lines.append(f"{bold}hint:{reset} {self.hint}")
+        lines.append(f"{dim}({type(self).__name__}){reset}")
+        return lines
+
 
 class ManifestError(LabkitError):
     """A manifest the real API server (or CNI) would reject.

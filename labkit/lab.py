@@ -24,10 +24,11 @@ from labkit.backends.kind import KindBackend
 from labkit.backends.sim import SimBackend
 from labkit.capture import Capture, CaptureSpec
 from labkit.cni.registry import recipe
+from labkit.display import Callout
 from labkit.environments import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
 from labkit.matrix import ConnectivityMatrix
-from labkit.model import HttpRequest, Node, Pod, Traffic
+from labkit.model import HttpRequest, Node, Pod, Traffic, short_names
 from labkit.policy import Engine, served_kinds
 from labkit.policy.kinds import parse_documents
 from labkit.policy.parse import documents_of, read_documents
@@ -83,6 +84,8 @@ class Lab:
                  backend_impl: Backend | None = None) -> None:
         self.stage = Stage.load(stage) if backend_impl is None else backend_impl.stage
         self._backend = backend_impl or make_backend(choose_backend(backend), self.stage)
+        #: Exercise checks run with this Lab: id -> passed (None: not attempted).
+        self.exercises: dict[str, bool | None] = {}
 
     # -- identity ------------------------------------------------------------------------
     @property
@@ -113,6 +116,17 @@ class Lab:
     def __repr__(self) -> str:
         label = ", simulated" if self.simulated else ""
         return f"Lab(stage={self.stage.name!r}, backend={self.backend!r}{label})"
+
+    def banner(self) -> Callout:
+        """The notebook's one note on where its results come from (shown once, at the top;
+        each simulated result then only carries a small "simulated" tag)."""
+        if self.simulated:
+            return Callout("SIMULATED", f"{self!r}: every cluster result in this notebook comes "
+                           "from labkit's in-memory model, driven by the policy engine; no real "
+                           "cluster runs and no packet is sent. Each such result is tagged "
+                           "`simulated`.", "simulated")
+        return Callout("kind", f"{self!r}: results come from the real kind cluster "
+                       f"{self.cluster_name} (context `{self.context}`).")
 
     # -- lifecycle -----------------------------------------------------------------------
     def up(self) -> ClusterStatus:
@@ -172,23 +186,37 @@ class Lab:
             return set(served())
         return set(served_kinds(self.cni))
 
-    def _validated(self, manifests: Manifests) -> tuple[list[dict[str, Any]], list[Any]]:
-        docs = documents(manifests)
+    def validate(self, manifests: Manifests, *, source: str = ""
+                 ) -> tuple[list[dict[str, Any]], list[Any]]:
+        """(documents, parsed objects), refused as the API server would refuse them; errors
+        in YAML text name ``source`` (say, the notebook variable it came from)."""
+        docs = documents(manifests, source=source)
         objects = parse_documents(docs, served=self.served())
         return [d for _, d in docs], objects
 
     def apply(self, manifests: Manifests) -> list[str]:
         """Apply a file, a folder, YAML text, or manifest dicts; returns what was applied."""
-        docs, objects = self._validated(manifests)
+        docs, objects = self.validate(manifests)
         return self._backend.apply(docs, objects)
 
     def delete(self, manifests: Manifests) -> list[str]:
-        docs, objects = self._validated(manifests)
+        docs, objects = self.validate(manifests)
         return self._backend.delete(docs, objects)
 
     def deploy_shop(self, *, wait: bool = True, timeout: float = 300) -> list[str]:
         """The course's workload: frontend, API and database in two namespaces."""
-        folder = environments_dir() / "workloads" / "shop"
+        return self.deploy_workload("shop", wait=wait, timeout=timeout)
+
+    def probe_pod(self, *, timeout: float = 300) -> str:
+        """labkit's own probe client (namespace labkit-probe, curl and a shell), deployed if
+        needed: a source outside the shop's namespaces and labels. Returns its pod key."""
+        self.deploy_workload("probe", timeout=timeout)
+        return self.resolve("labkit-probe/probe")
+
+    def deploy_workload(self, name: str, *, wait: bool = True, timeout: float = 300
+                        ) -> list[str]:
+        """Apply environments/workloads/NAME/ (rendered) and wait for its rollouts."""
+        folder = environments_dir() / "workloads" / name
         docs = []
         for path in sorted(folder.glob("*.yaml")):
             docs.extend(documents_of(render(path.read_text(encoding="utf-8"), str(path)),
@@ -238,7 +266,8 @@ class Lab:
             raise ClusterError("no pods to probe", hint="lab.deploy_shop() first")
         state = self._backend.state()
         expected = ConnectivityMatrix.expected(Engine(state, cni=None), srcs, dsts, ports,
-                                               http=http, title=title)
+                                               http=http, title=title,
+                                               labels=short_names([*srcs, *dsts], state.pods))
         traffic = [Traffic(c.source, c.destination, c.port, c.protocol, c.expected.traffic.http)
                    for c in expected.cells.values()]
         wanted = {t: expected.cells[(t.source, t.destination, t.port, t.protocol)]
@@ -276,14 +305,14 @@ class Lab:
                                   timeout=timeout)
 
 
-def documents(manifests: Manifests) -> list[tuple[str, dict[str, Any]]]:
+def documents(manifests: Manifests, *, source: str = "") -> list[tuple[str, dict[str, Any]]]:
     """(source, document) pairs from a path, YAML text, a dict or a list of dicts."""
     if isinstance(manifests, Path):
         return read_documents([manifests])
     if isinstance(manifests, str):
         if "\n" not in manifests and ":" not in manifests.split("/")[0]:
             return read_documents([manifests])  # a path; a missing file is reported there
-        return documents_of(manifests, "<text>")
+        return documents_of(manifests, source or "<text>")
     if isinstance(manifests, dict):
         return [("<object>", dict(manifests))]
     if isinstance(manifests, Sequence):

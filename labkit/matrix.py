@@ -10,18 +10,21 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from labkit.display.render import Rendered
+from labkit.display.render import SIMULATED_BADGE, Rendered
 from labkit.errors import CheckFailed
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy.engine import Engine
 
 Key = tuple[str, str, int, str]  # source, destination, port, protocol
 
-GLYPHS = {"allowed": ".", Denial.DROP: "X", Denial.HTTP_403: "F"}
-LEGEND = ". allowed   X dropped (times out)   F HTTP 403   ! observed differs from expected"
+#: What a learner reads in a cell: opened, dropped (the client times out), or refused by an
+#: HTTP rule (Envoy's 403).
+GLYPHS = {"allowed": "✓", Denial.DROP: "✗", Denial.HTTP_403: "403"}
+LEGEND = ("✓ allowed   ✗ dropped (times out)   403 denied by an HTTP rule   "
+          "expected → observed where they differ")
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,22 @@ class Observation:
 
 
 def _glyph(allowed: bool, denial: Denial | None) -> str:
-    return GLYPHS["allowed"] if allowed else GLYPHS.get(denial or Denial.DROP, "X")
+    return GLYPHS["allowed"] if allowed else GLYPHS.get(denial or Denial.DROP, "✗")
+
+
+def deciding_reason(verdict: Verdict) -> str:
+    """The reason that decided a verdict: for a denial, the side that is isolated and not
+    admitted (the engine also lists the side that let it through)."""
+    if verdict.allowed or not verdict.reasons:
+        return verdict.reasons[0] if verdict.reasons else ""
+    passive = ("is not isolated", " allows ")
+    return next((r for r in verdict.reasons if not any(p in r for p in passive)),
+                verdict.reasons[-1])
+
+
+def plural(n: int, one: str, many: str = "") -> str:
+    """``1 cell``, ``2 cells``: a count with its noun."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,15 @@ class Cell:
     protocol: str
     expected: Verdict
     observed: Observation | None = None
+    #: (source, destination) as the learner calls them (``frontend``, ``api-1``), if known.
+    names: tuple[str, str] = field(default=("", ""), compare=False)
+
+    @property
+    def title(self) -> str:
+        """``frontend -> api-1 TCP/8080`` (pod keys where no learner name is known)."""
+        src, dst = (n or k for n, k in zip(self.names, (self.source, self.destination),
+                                           strict=True))
+        return f"{src} -> {dst} {self.protocol}/{self.port}"
 
     @property
     def matches(self) -> bool | None:
@@ -75,10 +102,25 @@ class Cell:
 
     @property
     def glyph(self) -> str:
+        """``✓``, ``✗`` or ``403``; where observed differs: ``expected → observed``."""
+        expected = _glyph(self.expected.allowed, self.expected.denial)
         if self.observed is None:
-            return _glyph(self.expected.allowed, self.expected.denial)
-        mark = "!" if self.matches is False else ""
-        return _glyph(self.observed.allowed, self.observed.denial) + mark
+            return expected
+        seen = _glyph(self.observed.allowed, self.observed.denial)
+        return f"{expected} → {seen}" if self.matches is False else seen
+
+    def why(self, *, every_reason: bool = False) -> str:
+        """Both sides of a cell in words: the expected verdict's deciding reason (or all of
+        them), and what the probe saw."""
+        exp = "allowed" if self.expected.allowed else "denied"
+        reasons = list(self.expected.reasons) if every_reason else \
+            [r for r in [deciding_reason(self.expected)] if r]
+        text = f"expected {exp}" + (f" ({'; '.join(reasons)})" if reasons else "")
+        if self.observed is not None:
+            seen = "allowed" if self.observed.allowed else "denied"
+            text += f"; observed {seen}" + (f" ({self.observed.detail})" if self.observed.detail
+                                            else "")
+        return text
 
     def as_dict(self) -> dict[str, Any]:
         exp = self.expected
@@ -97,27 +139,36 @@ class ConnectivityMatrix(Rendered):
 
     def __init__(self, sources: Sequence[str], destinations: Sequence[str],
                  ports: Sequence[tuple[int, str]], cells: Mapping[Key, Cell],
-                 *, title: str = "", simulated: bool = False) -> None:
+                 *, title: str = "", simulated: bool = False,
+                 labels: Mapping[str, str] | None = None) -> None:
         self.sources = tuple(sources)
         self.destinations = tuple(destinations)
         self.ports = tuple(ports)
         self.cells = dict(cells)
         self.title = title
         self.simulated = simulated
+        #: What the learner calls each endpoint (``frontend``, ``api-1``); keys elsewhere.
+        self.labels = dict(labels or {})
+
+    def label(self, key: str) -> str:
+        return self.labels.get(key, key)
 
     @classmethod
     def expected(cls, engine: Engine, sources: Sequence[str], destinations: Sequence[str],
                  ports: Iterable[tuple[int, str]] = ((80, "TCP"),), *,
-                 http: HttpRequest | None = None, title: str = "") -> ConnectivityMatrix:
+                 http: HttpRequest | None = None, title: str = "",
+                 labels: Mapping[str, str] | None = None) -> ConnectivityMatrix:
         """The expected side: one explained verdict per cell."""
         ports = tuple(ports)
         traffic = [Traffic(s, d, p, proto, http if proto == "TCP" else None)
                    for p, proto in ports for s in sources for d in destinations]
         verdicts = engine.evaluate_all(traffic)
         cells = {(t.source, t.destination, t.port, t.protocol):
-                 Cell(t.source, t.destination, t.port, t.protocol, v)
+                 Cell(t.source, t.destination, t.port, t.protocol, v,
+                      names=((labels or {}).get(t.source, ""),
+                             (labels or {}).get(t.destination, "")))
                  for t, v in zip(traffic, verdicts, strict=True)}
-        return cls(sources, destinations, ports, cells, title=title)
+        return cls(sources, destinations, ports, cells, title=title, labels=labels)
 
     def with_observed(self, observed: Mapping[Key, Observation]) -> ConnectivityMatrix:
         unknown = set(observed) - set(self.cells)
@@ -126,7 +177,7 @@ class ConnectivityMatrix(Rendered):
         cells = {k: replace(c, observed=observed.get(k, c.observed)) for k, c in self.cells.items()}
         simulated = self.simulated or any(o.simulated for o in observed.values())
         return ConnectivityMatrix(self.sources, self.destinations, self.ports, cells,
-                                  title=self.title, simulated=simulated)
+                                  title=self.title, simulated=simulated, labels=self.labels)
 
     # -- queries -----------------------------------------------------------------------
     def cell(self, source: str, destination: str, port: int | None = None,
@@ -146,28 +197,34 @@ class ConnectivityMatrix(Rendered):
         total = len(self.cells)
         if not self.observed_count:
             allowed = sum(1 for c in self.cells.values() if c.expected.allowed)
-            return f"expected: {allowed} of {total} connections allowed"
+            return f"expected: {allowed} of {plural(total, 'connection')} allowed"
         differ = len(self.diff())
         label = " (simulated)" if self.simulated else ""
-        agree = "observed matches expected" if not differ else f"{differ} differ from expected"
-        return f"observed{label}: {self.observed_count} of {total} cells, {agree}"
+        agree = "observed matches expected" if not differ else \
+            f"{differ} {'differs' if differ == 1 else 'differ'} from expected"
+        return f"observed{label}: {self.observed_count} of {plural(total, 'cell')}, {agree}"
+
+    def mismatch_lines(self) -> list[str]:
+        """One line per differing cell, in the learner's names: why each side says what."""
+        return [f"{self.label(c.source)} → {self.label(c.destination)} {c.protocol}/{c.port}: "
+                f"{c.why()}" for c in self.diff()]
 
     # -- rendering ---------------------------------------------------------------------
     def to_text(self) -> str:
         lines = [self.title] if self.title else []
-        width = max((len(s) for s in self.sources), default=0) + 5
+        rows = [self.label(src) for src in self.sources]
+        cols = [self.label(d) for d in self.destinations]
         for port, proto in self.ports:
             lines.append(f"{proto}/{port}  (rows: from, columns: to)")
-            numbers = "".join(f"{j + 1:>4}" for j in range(len(self.destinations)))
-            lines.append(" " * width + numbers)
-            for i, src in enumerate(self.sources):
-                row = "".join(f"{self.cells[(src, d, port, proto)].glyph:>4}"
-                              for d in self.destinations)
-                lines.append(f"{i + 1:>3} {src:<{width - 4}}{row}")
-            lines.append("columns: " + "  ".join(f"{j + 1}={d}"
-                                                 for j, d in enumerate(self.destinations)))
+            grid = [["", *cols]] + [
+                [row, *(self.cells[(src, d, port, proto)].glyph for d in self.destinations)]
+                for row, src in zip(rows, self.sources, strict=True)]
+            widths = [max(len(r[i]) for r in grid) for i in range(len(grid[0]))]
+            lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                      for r in grid]
         lines.append(LEGEND)
         lines.append(self.summary())
+        lines += [f"  {line}" for line in self.mismatch_lines()]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -176,20 +233,26 @@ class ConnectivityMatrix(Rendered):
         if self.title:
             parts.append(f"<strong>{e(self.title)}</strong>")
         if self.simulated:
-            parts.append(' <span style="background:#eef;padding:1px 4px">simulated</span>')
+            parts.append(f" {SIMULATED_BADGE}")
         for port, proto in self.ports:
-            parts.append('<table style="border-collapse:collapse;font-family:monospace">'
-                         f"<caption>{proto}/{port} &mdash; rows: from, columns: to</caption>"
-                         "<tr><th></th>")
-            parts += [f'<th style="padding:2px 6px">{e(d)}</th>' for d in self.destinations]
+            parts.append('<table style="border-collapse:collapse">'
+                         f'<caption style="text-align:left">{proto}/{port} &mdash; rows: from, '
+                         "columns: to</caption><tr><th></th>")
+            parts += [f'<th title="{e(d)}" style="text-align:left;padding:2px 6px">'
+                      f"{e(self.label(d))}</th>" for d in self.destinations]
             parts.append("</tr>")
             for src in self.sources:
-                parts.append(f'<tr><th style="text-align:left;padding:2px 6px">{e(src)}</th>')
+                parts.append(f'<tr><th title="{e(src)}" style="text-align:left;padding:2px 6px">'
+                             f"{e(self.label(src))}</th>")
                 for d in self.destinations:
                     parts.append(_html_cell(self.cells[(src, d, port, proto)]))
                 parts.append("</tr>")
             parts.append("</table>")
-        parts.append(f"<div>{_HTML_LEGEND}</div><div>{e(self.summary())}</div></div>")
+        parts.append(f"<div>{_HTML_LEGEND}</div><div>{e(self.summary())}</div>")
+        mismatches = self.mismatch_lines()
+        if mismatches:
+            parts.append("<ul>" + "".join(f"<li>{e(m)}</li>" for m in mismatches) + "</ul>")
+        parts.append("</div>")
         return "".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -208,33 +271,32 @@ class ConnectivityMatrix(Rendered):
         return json.dumps(self.as_dict(), **kwargs)  # compact by default, unlike Rendered
 
 
-_COLOURS = {".": "#d9f2d9", "X": "#f7d4d4", "F": "#fde7c2"}
-#: A cell's class names its verdict (and "differs" when observed is not expected), for styles
-#: and for tests that read the rendered page.
-_CLASSES = {".": "allowed", "X": "dropped", "F": "http-403"}
-_SWATCH = ('<span style="display:inline-block;min-width:1.4em;text-align:center;'
-           'font-family:monospace;background:{bg};border:{border};margin:0 4px">{glyph}</span>')
+_COLOURS = {"✓": "#d9f2d9", "✗": "#f7d4d4", "403": "#fde7c2"}
+#: A cell's class names the verdict it shows ("differs" when observed is not expected,
+#: "unobserved" when only the expected side exists), for styles and for tests that read the
+#: rendered page.
+_CLASSES = {"✓": "allowed", "✗": "dropped", "403": "http-403"}
+_SWATCH = ('<span style="display:inline-block;min-width:1.6em;text-align:center;'
+           'background:{bg};border:{border};margin:0 4px">{glyph}</span>')
 _HTML_LEGEND = "".join(
-    _SWATCH.format(bg=bg, border=border, glyph=glyph) + html.escape(text) + " &nbsp; "
+    _SWATCH.format(bg=bg, border=border, glyph=html.escape(glyph)) + html.escape(text)
+    + " &nbsp; "
     for glyph, bg, border, text in (
-        (".", _COLOURS["."], "1px solid #ccc", "allowed"),
-        ("X", _COLOURS["X"], "1px solid #ccc", "dropped (times out)"),
-        ("F", _COLOURS["F"], "1px solid #ccc", "HTTP 403"),
-        ("!", "#fff", "3px solid #c00", "observed differs from expected"),
+        ("✓", _COLOURS["✓"], "1px solid #ccc", "allowed"),
+        ("✗", _COLOURS["✗"], "1px solid #ccc", "dropped (times out)"),
+        ("403", _COLOURS["403"], "1px solid #ccc", "denied by an HTTP rule"),
+        ("✗ → ✓", "#fff", "3px solid #c00", "expected → observed, where they differ"),
     ))
 
 
 def _html_cell(cell: Cell) -> str:
-    glyph = cell.glyph
-    colour = _COLOURS.get(glyph[0], "#fff")
+    seen = cell.observed
+    glyph = _glyph(seen.allowed, seen.denial) if seen else \
+        _glyph(cell.expected.allowed, cell.expected.denial)
+    colour = _COLOURS.get(glyph, "#fff")
     border = "3px solid #c00" if cell.matches is False else "1px solid #ccc"
-    tip = "expected: " + ("allowed" if cell.expected.allowed else
-                          f"denied ({cell.expected.denial})") + "\n" + "\n".join(
-        cell.expected.reasons)
-    if cell.observed is not None:
-        tip += f"\nobserved: {'allowed' if cell.observed.allowed else 'denied'}"
-        if cell.observed.detail:
-            tip += f" ({cell.observed.detail})"
-    classes = _CLASSES.get(glyph[0], "unobserved") + (" differs" if cell.matches is False else "")
+    tip = f"{cell.source} → {cell.destination}\n{cell.why(every_reason=True)}"
+    classes = " ".join([_CLASSES.get(glyph, "unknown"), *(["unobserved"] if seen is None else []),
+                        *(["differs"] if cell.matches is False else [])])
     return (f'<td class="{classes}" title="{html.escape(tip)}" style="background:{colour};'
-            f'border:{border};text-align:center;padding:2px 6px">{html.escape(glyph)}</td>')
+            f'border:{border};text-align:left;padding:2px 6px">{html.escape(cell.glyph)}</td>')

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -103,6 +104,48 @@ class Service(Namespaced):
     cluster_ip: str = ""
     external_ip: str = ""
     annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+def short_names(keys: Iterable[str], pods: dict[str, Pod]) -> dict[str, str]:
+    """What a learner calls each endpoint: its ``app`` label (``frontend``, ``db``),
+    numbered where several pods share it (``api-1``, ``api-2``), with the namespace in
+    front where the same name lives in two namespaces. Addresses stay addresses."""
+    keys = list(dict.fromkeys(keys))
+
+    def base(key: str) -> str:
+        pod = pods.get(key)
+        if pod is None:
+            return key[3:] if key.startswith("ip:") else key
+        return pod.labels.get("app") or pod.labels.get("k8s-app") or pod.name
+
+    groups: dict[tuple[str, str], list[str]] = {}
+    for key in keys:
+        groups.setdefault((key.split("/")[0] if key in pods else "", base(key)), []).append(key)
+    clash = {b for _, b in groups if sum(1 for _, x in groups if x == b) > 1}
+    out = {}
+    for (ns, b), members in groups.items():
+        name = f"{ns}/{b}" if b in clash and ns else b
+        for i, key in enumerate(sorted(members)):
+            out[key] = f"{name}-{i + 1}" if len(members) > 1 else name
+    return out
+
+
+def endpoints_of(service: Service, pods: Iterable[Pod]) -> list[tuple[Pod, int]]:
+    """(pod, target port) behind each port of ``service``, like its EndpointSlice: pods in
+    its namespace that match its selector, whose port the targetPort names (a name must be
+    declared by the pod; a Service without a selector has no automatic endpoints)."""
+    out = []
+    for pod in pods:
+        if pod.namespace != service.namespace or not service.selector or \
+                any(pod.labels.get(k) != v for k, v in service.selector.items()):
+            continue
+        for sport in service.ports:
+            target = sport.target_port
+            number = pod.resolve_port(target, sport.protocol) if isinstance(target, str) \
+                else target
+            if number:
+                out.append((pod, number))
+    return out
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from labkit.environments import environments_dir, pinned
 from labkit.errors import ClusterError, LabkitError, ToolError, ToolNotFound
 from labkit.model import Deployment, Traffic
 from labkit.policy import Engine
+from labkit.progress import wait_until
 from labkit.tools import docker, process
 from labkit.tools.files import fetch_url
 
@@ -230,6 +231,33 @@ def _external_ip_kind(backend: KindBackend, service: str) -> str:
     if found is None:
         raise ClusterError(f"no Service {service}", hint="apply it first")
     return external_ip_of(found)
+
+
+def wait_for_address(target: Any, service: str, *, timeout: float = 90,
+                     progress: Progress | None = None,
+                     sleep: Callable[[float], None] = time.sleep) -> str:
+    """The Service's EXTERNAL-IP once MetalLB has written it, or "" after ``timeout``.
+
+    MetalLB's controller writes ``status.loadBalancer`` asynchronously, after the Service
+    exists (and, right after the install, once its webhook and pool are live): judging
+    right after ``apply`` would see ``<pending>``. Bounded, with a progress line. The sim
+    assigns synchronously (its allocator runs on every change).
+    """
+    backend: Backend = getattr(target, "impl", target)
+
+    def wait_kind(kb: KindBackend) -> str:
+        def check() -> tuple[bool, str]:
+            ip = _external_ip_kind(kb, service)
+            return bool(ip), f"{service} EXTERNAL-IP {ip or '<pending>'}"
+
+        try:
+            wait_until(check, title=f"waiting for MetalLB to give {service} an address",
+                       timeout=timeout, progress=progress, sleep=sleep)
+        except TimeoutError:
+            return ""
+        return _external_ip_kind(kb, service)
+
+    return backend.dispatch(sim=lambda b: _external_ip_sim(b, service), kind=wait_kind)
 
 
 def announcing_node(nodes: list[Any], ip: str) -> str:

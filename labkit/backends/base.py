@@ -197,6 +197,12 @@ class Backend(ABC):
     def delete(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]: ...
 
     @abstractmethod
+    def annotated(self, key: str, kinds: Sequence[tuple[str, str]]
+                  ) -> list[tuple[dict[str, Any], str]]:
+        """(stub, value) for every object of ``kinds`` that carries annotation ``key``; a stub
+        (apiVersion, kind, metadata name and namespace) is enough to delete the object."""
+
+    @abstractmethod
     def wait_ready(self, *, nodes: bool = True, namespaces: Sequence[str] = (),
                    timeout: float = 300, progress: Progress | None = None) -> None:
         """Wait for every node to be Ready and the rollouts in ``namespaces`` to finish."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from labkit.display.render import Rendered
+from labkit.display.render import SIMULATED_BADGE, Rendered, html_table
 from labkit.errors import BackendUnsupported, CheckFailed
 
 if TYPE_CHECKING:
@@ -67,11 +67,11 @@ class Verification(Rendered):
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{'✔' if c.ok else '✘'}</td><td>{html.escape(c.name)}</td>"
-                       f"<td>{html.escape(c.detail)}</td></tr>" for c in self.checks)
-        label = " <i>(simulated)</i>" if self.simulated else ""
+        table = html_table(("", "check", "detail"),
+                           [("✔" if c.ok else "✘", c.name, c.detail) for c in self.checks])
+        label = f" {SIMULATED_BADGE}" if self.simulated else ""
         return (f"<p><b>{html.escape(self.cni)}</b>: {'OK' if self.ok else 'NOT OK'}{label}"
-                f"</p><table>{rows}</table>")
+                f"</p>{table}")
 
 
 class Recipe:

@@ -12,7 +12,8 @@ On kind two things happen, in this order:
    host needs the whole tarball unpacked first, in a path Docker Desktop shares
    with its VM; (b) works on an existing cluster (the learner first sees the
    NotReady nodes, then fixes them), only *adds* the missing files, needs nothing
-   on the host, and is a Kubernetes object that lab 02 can delete again.
+   on the host, and is an ordinary Kubernetes object. (Lab 02 leaves it in place: the
+   plugins it copied stay in /opt/cni/bin either way and do no harm.)
 2. **Flannel itself**, from the pinned release manifest (versions.yaml
    ``flannel.manifest``), its ``net-conf.json`` network set to the stage's pod
    subnet, applied through the Kubernetes API (server-side apply).
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from labkit.backends.sim.cluster import CniRecord
-from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
+from labkit.backends.sim.ipam import NodeRangeIpam
 from labkit.cni import Check, Recipe
 from labkit.environments import pinned
 from labkit.errors import ClusterError, ManifestError
@@ -195,12 +196,12 @@ class Flannel(Recipe):
         if cluster.cni is not None:
             raise ClusterError(f"{cluster.cni.name} is already installed [simulated]",
                                hint="one CNI per cluster: recreate the cluster (lab.down())")
-        # The controller-manager's node IPAM gives each node a /24 (node.spec.podCIDR);
-        # Flannel reads it and host-local assigns from .2, .1 being the cni0 bridge.
-        cidrs = node_cidrs(backend.stage.pod_subnet, list(cluster.nodes))
+        # The controller-manager's node IPAM gave each node a /24 (node.spec.podCIDR) when
+        # it registered; Flannel reads it and host-local assigns from .2, .1 being cni0.
         cluster.add_daemonset(PLUGINS_NAMESPACE, PLUGINS_DAEMONSET, {"app": PLUGINS_DAEMONSET})
-        cluster.install_cni(CniRecord(self.name, NodeRangeIpam(cidrs, name="flannel/host-local"),
-                                      NAMESPACE, DAEMONSET), cidrs)
+        cluster.install_cni(CniRecord(self.name, NodeRangeIpam(cluster.pod_cidrs,
+                                                               name="flannel/host-local"),
+                                      NAMESPACE, DAEMONSET))
         if progress is not None:
             progress.update("flannel installed (simulated)", force=True)
 

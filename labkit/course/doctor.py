@@ -281,12 +281,12 @@ def inotify(host: Host) -> Check:
 
 def wireguard(host: Host, info: Mapping[str, Any]) -> Check:
     fix = ("load it with `sudo modprobe wireguard` (built into Linux >= 5.6; older kernels need "
-           "the wireguard-dkms package); without it the encryption lab (06) has to use IPsec "
-           "instead of WireGuard")
+           "the wireguard-dkms package); without it the encryption lab (06, planned) has to use "
+           "IPsec instead of WireGuard")
     if info and ("linuxkit" in str(info.get("KernelVersion", ""))
                  or "Docker Desktop" in str(info.get("OperatingSystem", ""))):
         return Check("wireguard", "info", "kind nodes use Docker Desktop's VM kernel "
-                     f"({info.get('KernelVersion', '?')}); lab 06 checks WireGuard there")
+                     f"({info.get('KernelVersion', '?')}); lab 06 (planned) checks WireGuard there")
     if host.system != "Linux":
         return Check("wireguard", "skip", f"{host.system}: the kernel that matters is Docker's VM")
     if host.exists("/sys/module/wireguard"):

@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import nbformat
 import yaml
 
+from labkit.course.kernel import QuietShutdownKernelManager
 from labkit.display import Table, escape, simulated_banner
 from labkit.errors import LabkitError
 from labkit.lab import choose_backend
@@ -40,6 +42,8 @@ class NotebookResult:
     error: str | None = None
     cell: int | None = None  # 1-based position of the failing cell in the executed notebook
     output: str = ""
+    #: The executed notebook rendered as a web page (nbconvert), which a browser can show.
+    html: str = ""
 
 
 @dataclass
@@ -86,7 +90,9 @@ class CourseReport:
 
     def to_html(self) -> str:
         links = "".join(
-            f'<li><a href="{escape(Path(n.output).name)}">{escape(n.name)}</a></li>'
+            "<li>" + (f'<a href="{escape(Path(n.html).name)}">{escape(n.name)}</a>' if n.html
+                      else escape(n.name))
+            + f' ({escape(n.status)}; <a href="{escape(Path(n.output).name)}">.ipynb</a>)</li>'
             for n in self.notebooks if n.output
         )
         return (
@@ -259,18 +265,40 @@ def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: Cours
                 execution_timeout=timeout, **progress.hooks(total),
                 # ipykernel warns on every start about its TCP transport; keep logs readable
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # no SIGINT at shutdown: it made ipykernel log "KeyboardInterrupt caught in
+                # kernel" after a notebook that passed (labkit/course/kernel.py)
+                kernel_manager_class=QuietShutdownKernelManager,
             )
         except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
             error, cell = _failure(exc)
         seconds = round(time.monotonic() - started, 2)
         status = "failed" if error else "passed"
+        page = render_html(target)
         report.notebooks.append(NotebookResult(path.stem, status, seconds, error, cell,
-                                               str(target)))
+                                               str(target), str(page) if page else ""))
         progress.say(f"[{i}/{len(paths)}] {path.stem} {status.upper()} in {seconds:.1f}s"
                      + (f"\n      {error}" if error else ""))
         _write(report, out)
         if error and fail_fast:
             break
+
+
+def render_html(notebook: Path) -> Path | None:
+    """``NAME.html`` next to an executed notebook (nbconvert's lab template), so the report
+    links to pages a browser shows; None when the notebook was not written (it failed to
+    start) or cannot be rendered."""
+    if not notebook.is_file():
+        return None
+    from nbconvert import HTMLExporter  # lazy: slow to import, needed for the report only
+
+    try:
+        body, _ = HTMLExporter(template_name="lab").from_notebook_node(
+            nbformat.read(notebook, as_version=4))
+    except Exception:  # noqa: BLE001 - the .ipynb is still linked; a page is a convenience
+        return None
+    page = notebook.with_suffix(".html")
+    page.write_text(body, encoding="utf-8")
+    return page
 
 
 def _declared(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,15 @@ ipywidgets code must live in its own module and be imported lazily, so that a
 terminal, papermill or a CI machine never needs a browser stack.
 """
 
-from labkit.display.tables import STATUS_MARKS, Table, badge, escape, simulated_banner
+from labkit.display.render import SIMULATED_BADGE
+from labkit.display.tables import (
+    STATUS_MARKS,
+    Callout,
+    Table,
+    badge,
+    escape,
+    simulated_banner,
+)
 
-__all__ = ["STATUS_MARKS", "Table", "badge", "escape", "simulated_banner"]
+__all__ = ["SIMULATED_BADGE", "STATUS_MARKS", "Callout", "Table", "badge", "escape",
+           "simulated_banner"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -45,11 +46,29 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[Any]], gap: str = 
                      for r in [header, *rows])
 
 
-def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>"
-                   for r in rows)
+#: The small tag every simulated result carries in HTML (the notebook's callout explains it).
+SIMULATED_BADGE = ('<span style="background:#ddf4ff;border:1px solid #54aeff;border-radius:3px;'
+                   'padding:0 4px;font-size:85%">simulated</span>')
+#: Cell styles of every labkit table: left-aligned (JupyterLab right-aligns table cells by
+#: default), top-aligned, a little padding.
+TH_STYLE = "text-align:left;padding:2px 8px"
+TD_STYLE = "text-align:left;vertical-align:top;padding:2px 8px"
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def html_text(text: object) -> str:
+    """Escaped text for HTML, with Markdown-style `code` spans as <code> and line breaks kept
+    (messages written for a terminal use backticks; a browser must not show them raw)."""
+    escaped = html.escape(str(text), quote=True)
+    return _CODE.sub(r"<code>\1</code>", escaped).replace("\n", "<br>")
+
+
+def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], *,
+               cell: Any = html_text) -> str:
+    """A left-aligned table; ``cell`` turns each value into HTML (default: :func:`html_text`)."""
+    head = "".join(f'<th style="{TH_STYLE}">{html.escape(h)}</th>' for h in header)
+    body = "".join("<tr>" + "".join(f'<td style="{TD_STYLE}">{cell(c)}</td>' for c in r)
+                   + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -68,5 +87,5 @@ def html_report(headline: str, body: Iterable[str], notes: Iterable[str],
     esc = html.escape
     parts = [f"<p><b>{esc(headline)}</b></p>", *body, *(f"<p>{esc(n)}</p>" for n in notes)]
     if simulated_note:
-        parts.append(f"<p><i>{esc(simulated_note)}</i></p>")
+        parts.append(f"<p>{SIMULATED_BADGE} <small>{html_text(simulated_note)}</small></p>")
     return "\n".join(parts)

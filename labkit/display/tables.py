@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.display.render import Rendered
+from labkit.display.render import Rendered, html_table, html_text
 
 #: One-character-ish marks for statuses in text mode, and colours for HTML.
 STATUS_MARKS: dict[str, tuple[str, str]] = {
@@ -37,6 +37,31 @@ def badge(status: str) -> str:
         f'<span style="color:#fff;background:{colour};border-radius:3px;'
         f'padding:0 4px;font-size:85%">{escape(text)}</span>'
     )
+
+
+_CALLOUT_COLOURS = {"simulated": ("#ddf4ff", "#54aeff"), "info": ("#f6f8fa", "#d0d7de"),
+                    "failed": ("#ffebe9", "#cf222e")}
+
+
+@dataclass(repr=False)
+class Callout(Rendered):
+    """A boxed note with a bold title: the one "simulated" explanation per notebook."""
+
+    title: str
+    body: str
+    kind: str = "info"
+
+    def to_text(self) -> str:
+        return f"{self.title}: {self.body}"
+
+    def _repr_html_(self) -> str:
+        bg, border = _CALLOUT_COLOURS.get(self.kind, _CALLOUT_COLOURS["info"])
+        return (f'<div style="background:{bg};border-left:4px solid {border};'
+                f'padding:6px 10px;margin:4px 0"><b>{escape(self.title)}</b> '
+                f"{html_text(self.body)}</div>")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "body": self.body, "kind": self.kind}
 
 
 def simulated_banner(simulated: bool, what: str = "These results") -> str:
@@ -106,26 +131,15 @@ class Table(Rendered):
     def _html_cell(self, col: str, value: Any) -> str:
         if col == "status":
             return badge(str(value))
-        text = "" if value is None else str(value)
-        return escape(text).replace("\n", "<br>")
+        return html_text("" if value is None else value)
 
     def _repr_html_(self) -> str:
-        head = "".join(
-            f'<th style="text-align:left;padding:2px 8px">{escape(c)}</th>' for c in self.columns
-        )
-        body = "".join(
-            "<tr>"
-            + "".join(
-                f'<td style="text-align:left;vertical-align:top;padding:2px 8px">'
-                f"{self._html_cell(c, v)}</td>"
-                for c, v in zip(self.columns, row, strict=True)
-            )
-            + "</tr>"
-            for row in self.rows
-        )
+        table = html_table(
+            self.columns, [[(c, v) for c, v in zip(self.columns, row, strict=True)]
+                           for row in self.rows], cell=lambda cv: self._html_cell(*cv))
         title = f"<h4>{escape(self.title)}</h4>" if self.title else ""
-        notes = "".join(f"<p>{escape(n)}</p>" for n in self.notes)
-        return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
+        notes = "".join(f"<p>{html_text(n)}</p>" for n in self.notes)
+        return f"{title}{table}{notes}"
 
     # -- data ---------------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:

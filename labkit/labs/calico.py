@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from labkit.cni.calico import recipe as calico
 from labkit.errors import CheckFailed
 from labkit.labs.common import (
-    EXERCISE_POLICY,
     LAB01_POLICY,
     POLICIES,
     CheckResult,
@@ -22,15 +21,20 @@ from labkit.labs.common import (
     ensure_calico,
     ensure_lab01,
     fail,
+    judge_policy,
     not_attempted,
 )
+from labkit.labs.exercise import exercise as exercise_check
+from labkit.labs.exercise import summary as exercise_summary
+from labkit.matrix import plural
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
 
-__all__ = ["POLICIES", "address_table", "calico_goal", "clean_slate", "dns_reachable",
-           "ensure_calico", "ensure_lab01", "exercise_db_no_egress", "policy_enforced",
-           "stale_pods", "stale_pods_cut_off", "tier_outcomes"]
+LAB02_EXERCISES = ("lab02-ex1", "prediction")
+__all__ = ["LAB02_EXERCISES", "POLICIES", "address_table", "calico_goal", "clean_slate",
+           "dns_reachable", "ensure_calico", "ensure_lab01", "exercise_db_no_egress",
+           "policy_enforced", "stale_pods", "stale_pods_cut_off", "tier_outcomes"]
 
 def address_table(lab: Lab) -> list[dict[str, Any]]:
     """The shop's pods with their node and the /26 block (Calico) their address falls in."""
@@ -99,9 +103,10 @@ def tier_outcomes(lab: Lab) -> CheckResult:
     """Deny / Allow / Pass in tier `security`, each seen on one connection to the database."""
     name = "policy order: Deny, Allow and Pass"
     db = lab.resolve("shop-api/db")
-    dns = sorted(p.key for p in lab.pods("kube-system") if p.labels.get("k8s-app") == "kube-dns")
+    # Pass needs a source in neither shop-web nor the API: labkit's probe pod, in a namespace
+    # of its own (never a CoreDNS pod: its image has no shell and no curl).
     cases = [("shop-web/frontend", False, "Deny"), ("shop-api/api", True, "Allow"),
-             (dns[0], True, "Pass")]
+             (lab.probe_pod(), True, "Pass")]
     details = []
     for src, want, action in cases:
         cell = lab.probe(src, db, 8080)
@@ -115,24 +120,30 @@ def tier_outcomes(lab: Lab) -> CheckResult:
                        details, lab.simulated)
 
 
+@exercise_check("lab02-ex1")
 def exercise_db_no_egress(lab: Lab, manifest: Any) -> CheckResult:
-    """Exercise: a policy in tier `security` that stops the database opening connections."""
+    """Exercise: a policy in tier `security` that stops the database opening connections.
+
+    Judged by meaning first (the engine over the whole cluster and decoys, against
+    environments/exercises/02-db-no-egress.yaml), then confirmed by real probes.
+    """
     name = "exercise: the database opens no connection"
     if manifest is None:
         return not_attempted(name, "write your GlobalNetworkPolicy in MY_POLICY")
-    lab.apply(manifest)
+    applied = judge_policy(lab, name, manifest, "lab02-ex1", "02-db-no-egress")
     db, api = lab.resolve("shop-api/db"), lab.resolve("shop-api/api")
     out, back = lab.probe(db, api, 8080), lab.probe(api, db, 8080)
     if out.seen.allowed or out.expected.allowed:
         raise fail(name, f"the database still connects: {describe(out)}",
-                    f"name it {EXERCISE_POLICY}, tier security, selector app == \"db\", "
-                    "types [Egress], one egress rule with action Deny")
+                   "the engine agrees with the reference but the probe does not: is Calico "
+                   "running? lab.verify_cni()")
     if not back.seen.allowed:
         raise fail(name, f"the API lost the database: {describe(back)}",
-                    "deny only the database's egress: its ingress (and the answers to "
-                    "connections it accepts) must keep working")
+                   "deny only the database's egress: its ingress (and the answers to "
+                   "connections it accepts) must keep working")
     return CheckResult(name, True, "the database reaches nobody, and still answers the API",
-                       [describe(out), describe(back)], lab.simulated)
+                       [*applied.removed_note(), describe(out), describe(back)],
+                       lab.simulated)
 
 
 def calico_goal(lab: Lab) -> CheckResult:
@@ -154,8 +165,11 @@ def calico_goal(lab: Lab) -> CheckResult:
         raise fail(name, "no applied policy blocks any shop connection",
                     "apply the lab's policies (section 6 or 7)")
     if matrix.diff():
-        raise fail(name, f"{len(matrix.diff())} cells differ: {describe(matrix.diff()[0])}",
+        raise fail(name, f"observed differs from expected in {plural(len(matrix.diff()), 'cell')}"
+                   f", e.g. {describe(matrix.diff()[0])}",
                     "on Calico expected and observed agree; a difference is a finding")
-    return CheckResult(name, True, f"Calico enforces all {len(blocked)} blocked connections; "
-                       "observed equals expected", [verification.to_text().splitlines()[0],
-                                                   matrix.summary()], lab.simulated)
+    enforced = "the one blocked connection" if len(blocked) == 1 else \
+        f"all {len(blocked)} blocked connections"
+    return CheckResult(name, True, f"Calico enforces {enforced}; observed equals expected",
+                       [verification.to_text().splitlines()[0], matrix.summary(),
+                        exercise_summary(lab, LAB02_EXERCISES)], lab.simulated)

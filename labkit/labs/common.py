@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.cni.calico import recipe as calico
-from labkit.display import escape, simulated_banner
-from labkit.display.render import Rendered
+from labkit.display import SIMULATED_BADGE, escape
+from labkit.display.render import Rendered, html_text
 from labkit.environments import environments_dir
 from labkit.errors import CheckFailed
+from labkit.labs import exercise
+from labkit.labs.exercise import exercise as exercise_check
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -43,19 +45,18 @@ class CheckResult(Rendered):
         return {True: "PASSED", False: "FAILED", None: "NOT ATTEMPTED"}[self.passed]
 
     def to_text(self) -> str:
-        lines = [f"[{self.mark}] {self.name}: {self.message}", *(f"  - {d}" for d in self.details)]
-        if self.simulated:
-            lines.append(f"  ({simulated_banner(True, 'The probes behind this check')})")
+        tag = " [simulated]" if self.simulated else ""
+        lines = [f"[{self.mark}]{tag} {self.name}: {self.message}",
+                 *(f"  - {d}" for d in self.details)]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         colour = {True: "#1a7f37", False: "#cf222e", None: "#9a6700"}[self.passed]
-        items = "".join(f"<li>{escape(d)}</li>" for d in self.details)
-        sim = (f"<p><i>{escape(simulated_banner(True, 'The probes behind this check'))}</i></p>"
-               if self.simulated else "")
+        items = "".join(f"<li>{html_text(d)}</li>" for d in self.details)
+        tag = f" {SIMULATED_BADGE}" if self.simulated else ""
         return (f'<div style="border-left:4px solid {colour};padding-left:8px">'
-                f'<b style="color:{colour}">{self.mark}</b> <b>{escape(self.name)}</b>: '
-                f"{escape(self.message)}<ul>{items}</ul>{sim}</div>")
+                f'<b style="color:{colour}">{self.mark}</b>{tag} <b>{escape(self.name)}</b>: '
+                f"{html_text(self.message)}<ul>{items}</ul></div>")
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "passed": self.passed, "message": self.message,
@@ -77,9 +78,32 @@ def verdict(allowed: bool) -> str:
 
 
 def describe(cell: Cell) -> str:
+    """``frontend -> db TCP/8080: expected blocked, observed open`` (learner names)."""
     observed = verdict(cell.seen.allowed) if cell.observed else "not probed"
-    return (f"{cell.source} -> {cell.destination}:{cell.port}/{cell.protocol}: expected "
-            f"{verdict(cell.expected.allowed)}, observed {observed}")
+    return f"{cell.title}: expected {verdict(cell.expected.allowed)}, observed {observed}"
+
+
+def reference(name: str) -> str:
+    """A reference solution (environments/exercises/NAME.yaml) as YAML text."""
+    return (environments_dir() / "exercises" / f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def judge_policy(lab: Lab, name: str, answer: Any, exercise_id: str, reference_name: str
+                 ) -> exercise.Answer:
+    """Apply a policy answer (earlier attempts removed) and compare its meaning with the
+    reference over the whole cluster plus decoys; CheckFailed on the first difference."""
+    applied = exercise.apply_answer(lab, exercise_id, answer, what="MY_POLICY")
+    _, ref_objects = lab.validate(reference(reference_name))
+    result = exercise.compare(applied.before, applied.objects, ref_objects)
+    if result.differences:
+        more = len(result.differences) - 1
+        raise fail(name, exercise.explain(result.differences[0], result.state, applied.docs)
+                   + (f" ({more} more connection{' differs' if more == 1 else 's differ'})"
+                      if more else ""),
+                   "fix the policy in your cell and run the check again (this attempt stays "
+                   "applied until then; the next one replaces it)"
+                   + ("; " + "; ".join(applied.removed_note()) if applied.removed else ""))
+    return applied
 
 
 # -- checks every lab uses --------------------------------------------------------------------
@@ -96,6 +120,7 @@ def connection(lab: Lab, source: str, destination: str, port: int = SHOP_PORT, *
                        f"{cell.seen.attempts} attempt(s)", [describe(cell)], lab.simulated)
 
 
+@exercise_check("prediction")
 def exercise_prediction(lab: Lab, prediction: str | None, source: str = "shop-api/db",
                         destination: str = "shop-api/api", port: int = SHOP_PORT
                         ) -> CheckResult:
@@ -139,7 +164,6 @@ LAB01_POLICY = POLICIES / "shop-db-from-api-only.yaml"
 #: Every policy folder or file lab 02 applies, in the order a clean slate deletes them.
 LAB02_POLICIES = (POLICIES / "calico-tiers", POLICIES / "calico", POLICIES / "shop",
                   LAB01_POLICY)
-EXERCISE_POLICY = "security.db-no-egress"
 
 
 def ensure_lab01(lab: Lab) -> str:
@@ -167,13 +191,10 @@ def ensure_calico(lab: Lab) -> str:
 
 
 def clean_slate(lab: Lab) -> list[str]:
-    """Delete every policy lab 02 applies (an earlier run's included), and the exercise's."""
-    removed: list[str] = []
-    stub = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
-            "metadata": {"name": EXERCISE_POLICY},
-            "spec": {"tier": "security", "selector": "all()"}}
+    """Delete every policy lab 02 applies (an earlier run's included), and every exercise
+    answer labkit applied (found by its annotation)."""
+    removed: list[str] = exercise.remove_attempts(lab)
     if lab.cni == "calico":
-        removed += lab.delete([stub])
         for path in LAB02_POLICIES:
             removed += lab.delete(Path(path))
     removed += remove_policies(lab)

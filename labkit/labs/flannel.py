@@ -19,9 +19,14 @@ from labkit.labs.common import (
     describe,
     exercise_prediction,
     fail,
+    judge_policy,
     not_attempted,
+    reference,
     remove_policies,
 )
+from labkit.labs.exercise import exercise as exercise_check
+from labkit.labs.exercise import summary as exercise_summary
+from labkit.matrix import plural
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -29,9 +34,11 @@ if TYPE_CHECKING:
 #: Flannel's VXLAN backend sends on UDP 8472 (the Linux kernel's default port, which
 #: Flannel keeps; chart values in cni-ground-truth.md §3).
 FLANNEL_VXLAN_PORT = CNIS["flannel"].datapath.vxlan_port
-__all__ = ["FLANNEL_VXLAN_PORT", "CheckResult", "connection", "exercise_api_from_frontend_only",
-           "exercise_prediction", "flannel_goal", "nodes_ready", "overlay_path",
-           "pods_in_node_ranges", "policy_ignored", "remove_policies", "vxlan_seen"]
+LAB01_EXERCISES = ("lab01-ex1", "prediction")
+__all__ = ["FLANNEL_VXLAN_PORT", "LAB01_EXERCISES", "CheckResult", "connection",
+           "exercise_api_from_frontend_only", "exercise_prediction", "flannel_goal",
+           "nodes_ready", "overlay_path", "pods_in_node_ranges", "policy_ignored", "reference",
+           "remove_policies", "vxlan_seen"]
 
 
 # -- cluster ----------------------------------------------------------------------------------
@@ -92,32 +99,28 @@ def policy_ignored(lab: Lab, source: str, destination: str, port: int = SHOP_POR
 
 
 # -- lab 01 exercises -------------------------------------------------------------------------
+@exercise_check("lab01-ex1")
 def exercise_api_from_frontend_only(lab: Lab, manifest: Any) -> CheckResult:
     """Exercise: a NetworkPolicy letting only the frontend reach the API on 8080.
 
-    Applies the learner's manifest, then probes. Expected (what the policy means)
-    must allow frontend -> api and block db -> api; observed must still be open on
-    Flannel, which is the point of the lab.
+    Judged by meaning first (labkit.labs.exercise: the engine over the whole cluster and
+    decoys that tell the classic mistakes apart), then real probes: expected allows
+    frontend -> api and blocks db -> api; observed stays open on Flannel, the lab's point.
     """
     name = "exercise 1: only the frontend may call the API"
     if manifest is None:
         return not_attempted(name, "write your policy in MY_POLICY")
-    lab.apply(manifest)
+    applied = judge_policy(lab, name, manifest, "lab01-ex1", "01-api-from-frontend-only")
     api = lab.resolve("shop-api/api")
     cells = {src: lab.probe(src, api, SHOP_PORT)
              for src in ("shop-web/frontend", "shop-api/db")}
     front, db = cells["shop-web/frontend"], cells["shop-api/db"]
-    if not front.expected.allowed:
-        raise fail(name, f"your policy blocks the frontend: {describe(front)}",
-                    "a podSelector alone only matches pods in the policy's own namespace "
-                    "(shop-api); put a namespaceSelector (matchLabels: "
-                    "{kubernetes.io/metadata.name: shop-web}) and the podSelector "
-                    "app: frontend in the SAME `from` item")
-    if db.expected.allowed:
-        raise fail(name, f"your policy lets the database in: {describe(db)}",
-                    "the policy must select the API pods (metadata.namespace: shop-api, "
-                    "spec.podSelector: {matchLabels: {app: api}}) and allow only the frontend")
-    details = [describe(front), describe(db)]
+    if not front.expected.allowed or db.expected.allowed:
+        raise fail(name, f"the probes disagree with the engine: {describe(front)}; "
+                   f"{describe(db)}", "lab.status() shows whether the pods are Running")
+    details = [*applied.removed_note(), "same meaning as the reference over every pod, the "
+               "decoys (shop-web/debug, shop-ops/frontend, an outside address) and port 9090",
+               describe(front), describe(db)]
     if lab.cni == "flannel" and db.observed and db.observed.allowed:
         details.append("observed stays open: Flannel does not enforce NetworkPolicy")
     return CheckResult(name, True, "your policy means what the exercise asks", details,
@@ -143,15 +146,17 @@ def flannel_goal(lab: Lab) -> CheckResult:
                     "shop-db-from-api-only.yaml)")
     enforced = [c for c in matrix.cells.values() if c.observed and not c.observed.allowed]
     if enforced:
-        raise fail(name, f"{len(enforced)} connections were blocked, e.g. "
+        raise fail(name, f"{plural(len(enforced), 'connection')} blocked, e.g. "
                     f"{describe(enforced[0])}",
                     "Flannel enforces no policy: if traffic is blocked, something else is "
                     "wrong (pods not Ready? `lab.status()`)")
     return CheckResult(
         name, True,
-        f"Flannel runs, pods are addressed from their node's /24, and all "
-        f"{len(blocked)} connections the policies block are open on Flannel",
-        [ready.message, addresses.message, matrix.summary()], lab.simulated)
+        "Flannel runs, pods are addressed from their node's /24, and "
+        + ("the one connection the policies block is open on Flannel" if len(blocked) == 1
+           else f"all {len(blocked)} connections the policies block are open on Flannel"),
+        [ready.message, addresses.message, matrix.summary(),
+         exercise_summary(lab, LAB01_EXERCISES)], lab.simulated)
 
 
 def overlay_path(lab: Lab, source: str, destination: str, port: int = SHOP_PORT) -> list[str]:

@@ -219,24 +219,36 @@ class KubeClient:
         is not an exit code (an InternalError such as "executable file not found").
         Channels are read with ``timeout=0``: after a timed-out run a blocking read
         would wait for the next frame, possibly for ever.
+
+        Each exec gets its own ``ApiClient`` (sharing the configuration, so the same
+        context and credentials): ``kubernetes.stream.stream`` swaps the client's
+        ``call_api`` for a websocket version while it connects, so overlapping execs on
+        one shared client (labkit probes from several pods at once) can leave the swap in
+        place, and every later REST call then fails with "Handshake status 200 OK"
+        (kubernetes-client/python#928, and the thread-safety warning in its README).
         """
         from kubernetes import client, stream  # lazy: heavy (kind path)
 
-        core = client.CoreV1Api(self.api_client)
         kwargs: dict[str, Any] = {"command": list(argv), "stderr": True, "stdin": False,
                                   "stdout": True, "tty": False, "_preload_content": False}
         if container:
             kwargs["container"] = container
+        own = client.ApiClient(configuration=self.api_client.configuration)
+        core = client.CoreV1Api(own)
         with api_call(f"exec in pod {namespace}/{pod}"):
-            ws = stream.stream(core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs)
             try:
-                ws.run_forever(timeout=timeout)
-                finished = not ws.is_open()
-                stdout = ws.read_stdout(timeout=0) or ""
-                stderr = ws.read_stderr(timeout=0) or ""
-                status = ws.read_channel(ERROR_CHANNEL, timeout=0) or ""
+                ws = stream.stream(core.connect_get_namespaced_pod_exec, pod, namespace,
+                                   **kwargs)
+                try:
+                    ws.run_forever(timeout=timeout)
+                    finished = not ws.is_open()
+                    stdout = ws.read_stdout(timeout=0) or ""
+                    stderr = ws.read_stderr(timeout=0) or ""
+                    status = ws.read_channel(ERROR_CHANNEL, timeout=0) or ""
+                finally:
+                    ws.close()
             finally:
-                ws.close()
+                own.close()
         if not finished:
             code, note = -1, f"timed out after {timeout:g}s (labkit stopped waiting)"
         else:

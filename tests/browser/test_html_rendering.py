@@ -58,12 +58,20 @@ def test_matrix_outlines_exactly_the_cells_flannel_gets_wrong(page, lab01, tmp_p
         ".map(c => [c.textContent, c.title])")
     assert len(outlined) == len(matrix.diff()) == 1
     text, tooltip = outlined[0]
-    assert text == ".!"
-    assert "expected: denied (drop)" in tooltip and "observed: allowed" in tooltip
+    assert text == "✗ → ✓"  # expected ✗, observed ✓
+    assert "expected denied (" in tooltip and "observed allowed" in tooltip
     assert "no rule admits shop-web/frontend" in tooltip
     assert page.get_by_text("simulated", exact=True).first.is_visible()
     rows = page.locator("table tr").count()
     assert rows == 1 + len(matrix.sources)  # header row + one per source
+    # learner-facing labels, full pod names in the tooltip; every cell left-aligned
+    headers = page.locator("table th").evaluate_all("hs => hs.map(h => [h.textContent, h.title])")
+    assert ["frontend", matrix.sources[0]] in headers or any(t == "frontend" for t, _ in headers)
+    assert {t for t, _ in headers if t} == {"frontend", "api-1", "api-2", "db"}
+    aligns = page.locator("td").evaluate_all("cs => cs.map(c => getComputedStyle(c).textAlign)")
+    assert set(aligns) == {"left"}
+    # the reason of the differing cell is on the page, not only in a hover title
+    assert page.get_by_text("frontend → db TCP/8080: expected denied").is_visible()
 
 
 def test_status_and_checks_show_their_verdict_and_label(page, lab01, tmp_path) -> None:

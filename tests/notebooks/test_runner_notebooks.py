@@ -37,7 +37,13 @@ def test_run_writes_notebooks_and_reports_and_names_the_failing_cell(tmp_path: P
     executed = nbformat.read(tmp_path / "nb-pass.ipynb", as_version=4)
     outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "hi from sim" in outputs  # parameters reached the notebook
-    assert "nb-fail" in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert "nb-fail" in page
+    # the report links to HTML renderings a browser can show (and still to the .ipynb files)
+    assert '<a href="nb-pass.html">nb-pass</a>' in page and 'href="nb-fail.ipynb"' in page
+    rendered = (tmp_path / "nb-fail.html").read_text()
+    assert rendered.lstrip().lower().startswith("<!doctype html>")
+    assert "the lab did not reach its goal" in rendered
     log = stream.getvalue()
     assert "[1/2] nb-pass PASSED" in log and "[2/2] nb-fail FAILED" in log
     assert "SIMULATED" in log
@@ -73,3 +79,22 @@ def test_sim_runs_start_from_an_empty_home(tmp_path: Path, monkeypatch):
     run_course([nb], backend="sim", output_dir=tmp_path / "out", stream=io.StringIO())
     assert not stale.exists()  # an earlier run's simulated cluster is gone
     assert os.environ["LABKIT_HOME"] == str(outer)  # and the learner's own home is restored
+
+
+def test_run_uses_the_kernel_manager_that_does_not_interrupt_on_shutdown(tmp_path: Path,
+                                                                          monkeypatch):
+    import papermill
+
+    from labkit.course.kernel import QuietShutdownKernelManager
+
+    seen: dict = {}
+
+    def fake_execute(src, dst, **kwargs):
+        seen.update(kwargs)
+        import shutil
+        shutil.copy(src, dst)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    run_course([FIXTURES / "nb-pass.ipynb"], backend="sim", output_dir=tmp_path,
+               stream=io.StringIO())
+    assert seen["kernel_manager_class"] is QuietShutdownKernelManager

@@ -200,3 +200,15 @@ def test_calico_leftovers_match_interface_patterns():
     found = leftovers.survey_node("n", leftovers.CALICO, exec_fn=node.exec)
     assert found.interfaces == ["cali12ab34cd", "vxlan.calico"]
     assert found.chains == []
+
+
+def test_calico_cleanup_never_tries_to_delete_tunl0():
+    """tunl0 is the ipip module's fallback device: `ip link delete tunl0` fails for as long
+    as the module is loaded, and the cleanup must not abort on it (ground truth §5.2)."""
+    node = FakeNode()
+    node.links = IP_LINK + ("6: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue\n"
+                            "7: vxlan.calico: <UP> mtu 1450\n")
+    result = leftovers.clean_node("n", leftovers.CALICO, exec_fn=node.exec)
+    assert result.found.interfaces == ["vxlan.calico"]
+    assert ["ip", "link", "delete", "tunl0"] not in node.calls
+    assert "tunl0@NONE" in node.links

@@ -96,14 +96,16 @@ def test_every_exercise_not_attempted_says_where_to_write_and_how_to_skip():
         assert where in result.message and "SOLVE_EXERCISES = True" in result.message
 
 
-@pytest.mark.parametrize(("answer", "hint"), [
-    (SAME_NAMESPACE_ONLY, "SAME `from` item"),
-    (WRONG_TARGET, "must select the API pods"),
+@pytest.mark.parametrize(("answer", "why"), [
+    (SAME_NAMESPACE_ONLY, "blocks shop-web/frontend -> shop-api/api-1 on TCP 8080, which the "
+     "exercise keeps open: a podSelector alone only matches pods in the policy's own namespace"),
+    (WRONG_TARGET, "also lets shop-api/api-1 reach shop-api/api-2 on TCP 8080; the exercise "
+     "does not (no NetworkPolicy selects shop-api/api-"),
 ])
-def test_exercise_1_wrong_answers_get_a_hint(shop_lab, answer, hint):
+def test_exercise_1_wrong_answers_say_why(shop_lab, answer, why):
     with pytest.raises(CheckFailed) as err:
         checks.exercise_api_from_frontend_only(shop_lab, answer)
-    assert hint in err.value.hint
+    assert why in err.value.message
 
 
 def test_exercise_1_right_answer(shop_lab):
@@ -160,8 +162,10 @@ def test_overlay_path_names_vxlan_port(shop_lab):
 
 def test_check_result_renders():
     result = checks.CheckResult("x", True, "fine", ["a <b>"], simulated=True)
-    assert "[PASSED] x: fine" in repr(result) and "SIMULATED" in result.to_text()
-    assert "a &lt;b&gt;" in result._repr_html_()
+    assert repr(result).startswith("[PASSED] [simulated] x: fine")
+    assert "SIMULATED" not in result.to_text()  # the notebook's one callout explains it
+    page = result._repr_html_()
+    assert "a &lt;b&gt;" in page and ">simulated</span>" in page and "<i>" not in page
     assert json.loads(result.to_json())["passed"] is True
 
 

@@ -14,7 +14,7 @@ from labkit.backends.kind.guard import load_kubeconfig
 from labkit.cni.flannel import RECIPE as FLANNEL
 from labkit.cni.flannel import Flannel, flannel_documents
 from labkit.environments import Stage, pinned
-from labkit.errors import ClusterError, ToolNotFound
+from labkit.errors import BackendUnsupported, ClusterError, ToolNotFound
 from tests.unit.kindfakes import FakeKube, FakeRunner, node, pod
 
 FLANNEL_MANIFEST = """
@@ -434,3 +434,42 @@ def test_wait_ready_waits_for_a_rollout_not_for_old_ready_pods(tmp_path, kubecon
     b.sleep = sleep
     b.wait_ready(nodes=False, namespaces=("shop-api",), timeout=60)
     assert len(polls) == 1
+
+
+def test_dns_on_udp_53_is_probed_with_nslookup_against_the_dns_pod(tmp_path, kubeconfig) -> None:
+    b, _, kube = make(tmp_path, kubeconfig, clusters=["cni-lab"])
+    shop(kube)
+    kube.add("Pod", pod("kube-system", "coredns-abc-1", "10.244.0.3", "cni-lab-worker",
+                        {"k8s-app": "kube-dns"}, containers=("coredns",)))
+
+    def run(ns: str, name: str, argv: list[str]) -> str:
+        ids = [line.split()[1] for line in argv[2].splitlines() if line.startswith("d ")]
+        return "".join(f"LABKIT\t{i}\t1\tDNS\t;; connection timed out; no servers could be "
+                       "reached\t\n" for i in ids)
+    kube.exec_answer = run
+    cell = Lab(backend_impl=b).probe("shop-web/frontend", "kube-system/coredns-abc-1", 53, "UDP")
+    ns, name, argv, container = kube.execs[0]
+    assert (ns, container) == ("shop-web", "probe") and "\nd 0 10.244.0.3 &" in argv[2]
+    assert not cell.seen.allowed and "DNS timed out" in cell.seen.detail
+    with pytest.raises(BackendUnsupported, match="UDP/8081"):
+        Lab(backend_impl=b).probe("shop-web/frontend", "shop-api/api", 8081, "UDP")
+
+
+def test_an_earlier_exercise_attempt_is_found_by_its_annotation_and_deleted(tmp_path,
+                                                                             kubeconfig) -> None:
+    from labkit.labs.exercise import ANNOTATION, remove_attempts
+
+    b, _, kube = make(tmp_path, kubeconfig, clusters=["cni-lab"])
+    shop(kube)
+    spec = {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"]}
+    kube.add("NetworkPolicy", {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                               "metadata": {"name": "first-try", "namespace": "shop-api",
+                                            "annotations": {ANNOTATION: "lab01-ex1"}},
+                               "spec": spec})
+    kube.add("NetworkPolicy", {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                               "metadata": {"name": "lab-policy", "namespace": "shop-api"},
+                               "spec": spec})
+    lab = Lab(backend_impl=b)
+    assert remove_attempts(lab, "lab02-ex1") == []  # another exercise's: left alone
+    assert remove_attempts(lab, "lab01-ex1") == ["NetworkPolicy shop-api/first-try"]
+    assert [d["metadata"]["name"] for d in kube.deleted] == ["first-try"]

@@ -78,3 +78,54 @@ def test_exec_failure_marks_all_targets_of_that_source() -> None:
                                                     'container "probe" not found'),
                          retries=0)
     assert not results[t].outcome.allowed and "probe could not run" in results[t].outcome.detail
+
+
+# -- DNS probes (busybox nslookup in the probe container) -------------------------------------
+NSLOOKUP = Path(__file__).parents[1] / "fixtures" / "nslookup"
+
+
+def _run_dns_script(tmp_path: Path, nslookup_output: str, rc: int) -> str:
+    """Run the real probe script under /bin/sh with a stand-in nslookup (and timeout) that
+    prints a recorded busybox output; returns the script's stdout."""
+    import os
+    import stat
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "out.txt").write_text(nslookup_output)
+    fake = bin_dir / "nslookup"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\ncat {tmp_path}/out.txt\n'
+                    f"exit {rc}\n")
+    timeout = bin_dir / "timeout"
+    timeout.write_text('#!/bin/sh\nshift\nexec "$@"\n')
+    for f in (fake, timeout):
+        f.chmod(f.stat().st_mode | stat.S_IEXEC)
+    script = build_script([Target(4, "10.244.0.3", dns=True)])
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env,
+                         timeout=30, check=True).stdout
+    argv = (tmp_path / "argv").read_text().split()
+    assert argv == ["-timeout=2", "-retry=1", "kubernetes.default.svc.cluster.local.",
+                    "10.244.0.3"]
+    return out
+
+
+def test_dns_probe_answer_even_nxdomain_means_reached(tmp_path: Path) -> None:
+    text = (NSLOOKUP / "busybox_nxdomain_answered_docker_library_busybox_issue75.txt").read_text()
+    outcome = parse_output(_run_dns_script(tmp_path, text.split("\ncommand terminated")[0], 1))[4]
+    assert outcome.allowed and "NXDOMAIN" in outcome.detail
+
+
+def test_dns_probe_timeout_is_a_drop(tmp_path: Path) -> None:
+    text = (NSLOOKUP / "busybox_timed_out_kubernetes_the_hard_way_issue383.txt").read_text()
+    outcome = parse_output(_run_dns_script(tmp_path, text.split("\ncommand terminated")[0], 1))[4]
+    assert not outcome.allowed and outcome.denial is Denial.DROP
+    assert "no servers could be reached" in outcome.detail
+
+
+def test_dns_probe_success_and_a_missing_program() -> None:
+    ok = parse_output("LABKIT\t1\t0\tDNS\tServer: 10.96.0.10 Address: 10.96.0.10:53\t\n")[1]
+    assert ok.allowed
+    missing = parse_output("LABKIT\t2\t127\tDNS\tsh: nslookup: not found\t\n")[2]
+    assert not missing.allowed and missing.denial is None and "not found" in missing.detail

@@ -48,8 +48,24 @@ def test_denial_kind_must_match_too() -> None:
 def test_text_grid_marks_differences_and_says_simulated() -> None:
     _, observed = expected_and_flannel()
     text = observed.to_text()
-    assert "  1 x/a" in text and ".!" in text
-    assert text.splitlines()[-1] == "observed (simulated): 4 of 4 cells, 1 differ from expected"
+    lines = text.splitlines()
+    assert lines[2].split() == ["x/a", "x/b"]  # column headers
+    assert lines[3].split() == ["x/a", "✓", "✗", "→", "✓"]  # expected ✗ → observed ✓
+    assert lines[-2] == "observed (simulated): 4 of 4 cells, 1 differs from expected"
+    # the reasons of a differing cell are below the grid, not only in hover titles
+    assert lines[-1].startswith("  x/a → x/b TCP/80: expected denied (")
+    assert "; observed allowed" in lines[-1]
+
+
+def test_learner_labels_tooltips_and_left_aligned_cells() -> None:
+    state = build_state(parse_text(OBJECTS))
+    m = ConnectivityMatrix.expected(Engine(state, None), PODS, PODS,
+                                    labels={"x/a": "frontend", "x/b": "api-1"})
+    page = m._repr_html_()
+    assert '<th title="x/a" style="text-align:left;padding:2px 6px">frontend</th>' in page
+    assert "text-align:center" not in page.split("</table>")[0]
+    assert m.to_text().splitlines()[2].split() == ["frontend", "✓", "✗"]
+    assert m.summary() == "expected: 3 of 4 connections allowed"
 
 
 def test_html_and_json_carry_the_same_story() -> None:
@@ -57,6 +73,7 @@ def test_html_and_json_carry_the_same_story() -> None:
     page = observed._repr_html_()
     assert "simulated" in page and page.count("<td") == 4
     assert page.count("border:3px solid #c00;text-align") == 1  # the one differing cell
+    assert "✗ → ✓</td>" in page and "<li>x/a → x/b TCP/80: expected denied" in page
     data = json.loads(observed.to_json())
     assert data["summary"] == {"cells": 4, "observed": 4, "differ": 1}
     cell = next(c for c in data["cells"] if (c["from"], c["to"]) == ("x/a", "x/b"))

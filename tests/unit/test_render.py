@@ -28,10 +28,31 @@ def test_text_is_str_and_repr_and_json_is_as_dict() -> None:
 
 def test_tables_and_reports() -> None:
     assert text_table(["A", "LONG"], [["xyz", "1"]], gap=" ") == "A   LONG\nxyz 1"
-    assert html_table(["<h>"], [[1]]) == (
-        "<table><thead><tr><th>&lt;h&gt;</th></tr></thead><tbody><tr><td>1</td></tr></tbody>"
-        "</table>")
+    assert html_table(["<h>"], [["run `kind` <now>"]]) == (
+        '<table><thead><tr><th style="text-align:left;padding:2px 8px">&lt;h&gt;</th></tr>'
+        '</thead><tbody><tr><td style="text-align:left;vertical-align:top;padding:2px 8px">'
+        "run <code>kind</code> &lt;now&gt;</td></tr></tbody></table>")
     assert text_report("head", ["body"], ["note"], "sim") == "head\nbody\nnote\nsim"
     assert text_report("head", [], [], "") == "head"
-    assert html_report("a&b", ["<p>x</p>"], ["n<"], "s") == (
-        "<p><b>a&amp;b</b></p>\n<p>x</p>\n<p>n&lt;</p>\n<p><i>s</i></p>")
+    report = html_report("a&b", ["<p>x</p>"], ["n<"], "s")
+    assert report.startswith("<p><b>a&amp;b</b></p>\n<p>x</p>\n<p>n&lt;</p>\n<p><span")
+    assert ">simulated</span> <small>s</small></p>" in report and "<i>" not in report
+
+
+def test_doctor_html_shows_commands_as_code_not_raw_backticks() -> None:
+    from labkit.course.doctor import Check, DoctorReport
+
+    report = DoctorReport([Check("docker", "fail", "not reachable",
+                                 "start Docker: `sudo systemctl start docker`")], "sim", "x")
+    page = report._repr_html_()
+    assert "<code>sudo systemctl start docker</code>" in page and "`" not in page
+    assert 'style="text-align:left' in page
+
+
+def test_one_simulated_callout_per_notebook() -> None:
+    from labkit import Lab
+
+    banner = Lab("flannel", backend="sim").banner()
+    page = banner._repr_html_()
+    assert page.startswith('<div style="background:#ddf4ff') and "<b>SIMULATED</b>" in page
+    assert "no real cluster runs" in banner.to_text() and "<code>simulated</code>" in page

@@ -51,6 +51,9 @@ def test_nodes_not_ready_and_coredns_pending_until_cni() -> None:
     assert [n.ready for n in rows] == [False, False, False]
     # samples/kubectl-nodes-pods/node_ready_condition_message_kind_disableDefaultCNI_...
     assert rows[0].message.endswith("Network plugin returns error: cni plugin not initialized")
+    # kind's controller manager assigns each node's podCIDR at registration, before any CNI
+    # (lab 01 teaches it): NotReady nodes already have their /24.
+    assert [n.pod_cidr for n in rows] == ["10.244.0.0/24", "10.244.1.0/24", "10.244.2.0/24"]
     pods = {p.name: p for p in lab.status().pods}
     assert all(p.phase == "Pending" and not p.ip for n, p in pods.items()
                if n.startswith(("coredns", "local-path")))

@@ -183,6 +183,16 @@ class KindBackend(Backend):
     def delete(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
         return [describe(d) for d in reversed(list(docs)) if self.kube.delete(d)]
 
+    def annotated(self, key: str, kinds: Sequence[tuple[str, str]]
+                  ) -> list[tuple[dict[str, Any], str]]:
+        out = []
+        for api, kind in kinds:
+            for d in self.kube.list(api, kind):
+                value = ((d.get("metadata") or {}).get("annotations") or {}).get(key)
+                if value is not None:
+                    out.append((stub(d, api, kind), value))
+        return out
+
     def wait_daemonset(self, namespace: str, name: str, *, timeout: float = 300,
                        progress: Progress | None = None) -> None:
         def check() -> tuple[bool, str]:
@@ -236,8 +246,10 @@ class KindBackend(Backend):
         state = self.state()
         jobs: dict[str, list[tuple[Traffic, probe.Target]]] = {}
         for i, t in enumerate(traffic):
-            if t.protocol != "TCP":
-                raise BackendUnsupported(f"{t.protocol} probes are not supported on kind yet",
+            dns = t.protocol == "UDP" and t.port == 53
+            if t.protocol != "TCP" and not dns:
+                raise BackendUnsupported(f"{t.protocol}/{t.port} probes are not supported on "
+                                         "kind (TCP, and DNS on UDP 53, are)",
                                          hint="probe TCP ports (the shop serves HTTP)")
             if t.source not in state.pods:
                 raise ClusterError(f"no running pod {t.source}", hint="lab.pods() lists them")
@@ -246,8 +258,8 @@ class KindBackend(Backend):
             if not ip:
                 raise ClusterError(f"no running pod {t.destination}",
                                    hint="lab.pods() lists them")
-            target = probe.Target(i, probe.url_for(ip, t.port, t.http),
-                                  t.http.method if t.http else "GET")
+            target = probe.Target(i, ip, dns=True) if dns else probe.Target(
+                i, probe.url_for(ip, t.port, t.http), t.http.method if t.http else "GET")
             jobs.setdefault(t.source, []).append((t, target))
 
         def exec_script(source: str, script: str) -> process.Result:
@@ -349,6 +361,19 @@ def service_model(d: dict[str, Any]) -> Service:
                    spec.get("type", "ClusterIP"), spec.get("clusterIP", "") or "",
                    ingress[0].get("ip", "") if ingress else "",
                    dict(meta.get("annotations") or {}))
+
+
+def stub(d: dict[str, Any], api: str, kind: str) -> dict[str, Any]:
+    """Enough of an object to delete it (and to pass labkit's validation on the way)."""
+    meta = d.get("metadata") or {}
+    out = {"apiVersion": api, "kind": kind, "metadata": {k: meta[k] for k in ("name", "namespace")
+                                                         if meta.get(k)}}
+    if kind != "Service":
+        out["spec"] = clean(d)["spec"]
+    else:
+        out["spec"] = {"ports": [{"port": p.get("port"), "protocol": p.get("protocol", "TCP")}
+                                 for p in (d.get("spec") or {}).get("ports") or []]}
+    return out
 
 
 def clean(d: dict[str, Any]) -> dict[str, Any]:

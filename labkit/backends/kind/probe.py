@@ -13,6 +13,13 @@ one tab-separated line per target: ``LABKIT <id> <curl exit> <http code> <body>
   kubectl_exec_curl_xwing_l3l4_dropped_exit28_cilium_hubble_cli_docs.txt);
 - exit 7: connection refused (reached the pod, nothing listens, or a REJECT rule);
 - anything else: a failure with curl's own message.
+
+DNS (UDP 53) is probed with busybox ``nslookup`` (in the curl image, Alpine's busybox)
+against the DNS pod's address, bounded by ``timeout``: any answer, NXDOMAIN included,
+means the server was reached (docker-library/busybox#75); ``;; connection timed out; no
+servers could be reached`` means the queries were dropped
+(kelseyhightower/kubernetes-the-hard-way#383). Such a line carries ``DNS`` in place of
+the HTTP code.
 """
 
 from __future__ import annotations
@@ -36,11 +43,17 @@ _CURL_EXIT = {
 }
 
 
+#: The name a DNS probe looks up: fully qualified, so no search path is involved.
+DNS_NAME = "kubernetes.default.svc.cluster.local."
+DNS_TIMEOUT = 2
+
+
 @dataclass(frozen=True)
 class Target:
     id: int
-    url: str
+    url: str  # for a DNS target: the DNS server's address
     method: str = "GET"
+    dns: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,8 +87,17 @@ def build_script(targets: Sequence[Target], *, connect_timeout: int = CONNECT_TI
         '"$body" "$err"',
         '  rm -f "$b" "$e"',
         "}",
+        "d() {",
+        '  id=$1; o=/tmp/labkit-$id.dns',
+        f'  timeout {max_time} nslookup -timeout={DNS_TIMEOUT} -retry=1 {DNS_NAME} "$2" '
+        '>"$o" 2>&1; rc=$?',
+        "  out=$(head -c 200 \"$o\" 2>/dev/null | tr '\\t\\n\\r' '   ')",
+        f"  printf '{MARK}\\t%s\\t%s\\tDNS\\t%s\\t\\n' \"$id\" \"$rc\" \"$out\"",
+        '  rm -f "$o"',
+        "}",
     ]
-    lines += [f"p {t.id} {shlex.quote(t.method)} {shlex.quote(t.url)} &" for t in targets]
+    lines += [f"d {t.id} {shlex.quote(t.url)} &" if t.dns else
+              f"p {t.id} {shlex.quote(t.method)} {shlex.quote(t.url)} &" for t in targets]
     lines.append("wait")
     return "\n".join(lines) + "\n"
 
@@ -116,6 +138,19 @@ def classify(exit_code: int, http_code: int, body: str = "", stderr: str = "") -
     return Outcome(False, None, detail, exit_code, http_code)
 
 
+def classify_dns(exit_code: int, output: str) -> Outcome:
+    """A DNS probe: reached when the server answered (even NXDOMAIN), dropped on a timeout."""
+    text = " ".join(output.split())
+    answered = exit_code == 0 or any(s in text for s in ("can't find", "NXDOMAIN", "No answer"))
+    if answered:
+        return Outcome(True, None, f"DNS answered: {text[:120]}" if text else "DNS answered",
+                       exit_code)
+    if "timed out" in text or "no servers could be reached" in text or exit_code in (124, 143):
+        return Outcome(False, Denial.DROP, "DNS timed out: queries dropped (nslookup: "
+                       f"{text[:120] or 'no answer'})", exit_code)
+    return Outcome(False, None, f"DNS probe failed (exit {exit_code}): {text[:160]}", exit_code)
+
+
 def parse_output(stdout: str) -> dict[int, Outcome]:
     """Outcomes by target id from the script's output (other lines are ignored)."""
     out: dict[int, Outcome] = {}
@@ -123,12 +158,16 @@ def parse_output(stdout: str) -> dict[int, Outcome]:
         parts = line.split("\t")
         if len(parts) < 4 or parts[0] != MARK:
             continue
-        try:
-            ident, rc, code = int(parts[1]), int(parts[2]), int(parts[3] or 0)
-        except ValueError:
-            continue
         body = parts[4] if len(parts) > 4 else ""
         err = parts[5] if len(parts) > 5 else ""
+        try:
+            ident, rc = int(parts[1]), int(parts[2])
+            if parts[3] == "DNS":
+                out[ident] = classify_dns(rc, body)
+                continue
+            code = int(parts[3] or 0)
+        except ValueError:
+            continue
         out[ident] = classify(rc, code, body, err)
     return out
 

@@ -24,7 +24,7 @@ from labkit.backends.base import Backend, NodeRow, PodRow, T
 from labkit.backends.sim import capture as sim_capture
 from labkit.backends.sim import snapshot, store
 from labkit.backends.sim.cluster import CniRecord, SimCluster
-from labkit.backends.sim.ipam import NodeRangeIpam, node_cidrs
+from labkit.backends.sim.ipam import NodeRangeIpam
 from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
 from labkit.matrix import Observation
@@ -95,9 +95,8 @@ class SimBackend(Backend):
         """What kind does at creation unless the config disables it: kindnetd, host-local
         over each node's podCIDR (labkit.cni.kindnet)."""
         cluster = self.cluster
-        cidrs = node_cidrs(self.stage.pod_subnet, list(cluster.nodes))
-        cluster.install_cni(CniRecord("kindnet", NodeRangeIpam(cidrs), "kube-system",
-                                      "kindnet"), cidrs)
+        cluster.install_cni(CniRecord("kindnet", NodeRangeIpam(cluster.pod_cidrs), "kube-system",
+                                      "kindnet"))
 
     def down(self) -> None:
         """Forget the cluster and delete its file (without reading it: works on a corrupt one)."""
@@ -194,6 +193,25 @@ class SimBackend(Backend):
         c.policy_docs = {k: d for k, d in c.policy_docs.items() if k in kept}
         c.reconcile()
         return done
+
+    def annotated(self, key: str, kinds: Sequence[tuple[str, str]]
+                  ) -> list[tuple[dict[str, Any], str]]:
+        c = self.cluster
+        wanted = set(kinds)
+        out = []
+        for doc in c.policy_docs.values():
+            value = ((doc.get("metadata") or {}).get("annotations") or {}).get(key)
+            if value is not None and (doc.get("apiVersion"), doc.get("kind")) in wanted:
+                out.append((copy.deepcopy(doc), value))
+        if ("v1", "Service") in wanted:
+            for svc in c.services.values():
+                if key in svc.annotations:
+                    out.append(({"apiVersion": "v1", "kind": "Service",
+                                 "metadata": {"name": svc.name, "namespace": svc.namespace},
+                                 "spec": {"ports": [{"port": p.port, "protocol": p.protocol}
+                                                    for p in svc.ports]}},
+                                svc.annotations[key]))
+        return out
 
     def wait_ready(self, *, nodes: bool = True, namespaces: Sequence[str] = (),
                    timeout: float = 300, progress: Progress | None = None) -> None:

@@ -3,6 +3,11 @@
 Deterministic: the same sequence of calls gives the same names and addresses.
 Each behaviour mirrors a documented real one (cited where it is modelled):
 
+- Each node gets its ``podCIDR`` (a /24 of the pod subnet) when it registers: kubeadm
+  runs kube-controller-manager with ``--allocate-node-cidrs=true`` and the cluster's
+  ``podSubnet`` as ``--cluster-cidr``, so kind nodes have one before any CNI exists
+  (kubeadm's controller-manager flags; ``kubectl get nodes -o
+  custom-columns=NAME:.metadata.name,CIDR:.spec.podCIDR`` on a fresh kind cluster).
 - Nodes stay NotReady until a CNI is installed; the kubelet's Ready condition
   then says "container runtime network not ready ... cni plugin not initialized"
   (shared/reference/samples/kubectl-nodes-pods/node_ready_condition_message_...).
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from labkit.backends.base import NodeRow, PodRow
-from labkit.backends.sim.ipam import Ipam
+from labkit.backends.sim.ipam import Ipam, node_cidrs
 from labkit.backends.sim.names import pod_suffix, template_hash
 from labkit.cnis import KUBERNETES_NAMESPACES
 from labkit.environments import Stage
@@ -41,6 +46,7 @@ from labkit.model import (
     Secret,
     Service,
     ServicePort,
+    endpoints_of,
 )
 
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
@@ -136,10 +142,11 @@ class SimCluster:
     def create(cls, stage: Stage) -> SimCluster:
         c = cls(stage)
         base = ipaddress.ip_address("172.18.0.2")  # kind's Docker network, first host address
+        cidrs = node_cidrs(stage.pod_subnet, stage.node_names())  # at registration
         for i, (name, role) in enumerate(zip(stage.node_names(), stage.node_roles,
                                               strict=True)):
             roles = ("control-plane",) if role == "control-plane" else ()
-            c.nodes[name] = SimNode(name, str(base + i), roles)
+            c.nodes[name] = SimNode(name, str(base + i), roles, pod_cidr=cidrs[name])
         for ns in DEFAULT_NAMESPACES:
             c.namespaces[ns] = Namespace(ns)
         cp = c.control_plane
@@ -188,13 +195,17 @@ class SimCluster:
         self.changed()
 
     # -- CNI ---------------------------------------------------------------------------
-    def install_cni(self, record: CniRecord, node_cidrs: dict[str, str]) -> None:
+    @property
+    def pod_cidrs(self) -> dict[str, str]:
+        """Each node's podCIDR (assigned when the node registered)."""
+        return {n.name: n.pod_cidr for n in self.nodes.values()}
+
+    def install_cni(self, record: CniRecord) -> None:
         """The CNI's DaemonSet writes its config on every node: the kubelet reports Ready."""
         if self.cni is not None and self.cni.name == record.name:
             return
         self.cni = record
-        for name, node in self.nodes.items():
-            node.pod_cidr = node_cidrs.get(name, node.pod_cidr)
+        for node in self.nodes.values():
             node.ready = True
         self.add_daemonset(record.namespace, record.daemonset, {"app": record.name})
         self.reconcile()
@@ -318,20 +329,8 @@ class SimCluster:
     # -- views -------------------------------------------------------------------------
     def endpoints(self, key: str) -> list[str]:
         """``ip:port`` of the ready pods behind a Service, like its EndpointSlice."""
-        svc = self.services[key]
-        out = []
-        for sp in self.pods.values():
-            p = sp.pod
-            if sp.phase != "Running" or p.namespace != svc.namespace or not svc.selector:
-                continue
-            if all(p.labels.get(k) == v for k, v in svc.selector.items()):
-                for sport in svc.ports:
-                    target = sport.target_port
-                    if isinstance(target, str):
-                        target = p.resolve_port(target, sport.protocol) or 0
-                    if target:
-                        out.append(f"{p.ip}:{target}")
-        return sorted(out)
+        running = (sp.pod for sp in self.pods.values() if sp.phase == "Running")
+        return sorted(f"{p.ip}:{port}" for p, port in endpoints_of(self.services[key], running))
 
     def state(self) -> ClusterState:
         running = {k: sp.pod for k, sp in self.pods.items() if sp.phase == "Running"}

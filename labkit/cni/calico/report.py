@@ -6,7 +6,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.display.render import Rendered
+from labkit.display.render import SIMULATED_BADGE, Rendered, html_table, html_text
 
 
 @dataclass
@@ -45,10 +45,9 @@ class MigrationReport(Rendered):
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{html.escape(s.status)}</td><td>{html.escape(s.name)}</td>"
-                       f"<td>{html.escape(s.detail)}</td></tr>" for s in self.steps)
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-        label = " <i>(simulated)</i>" if self.simulated else ""
-        return (f"<p><b>Flannel → Calico ({html.escape(self.mode)})</b>{label}</p>"
-                f"<table><tr><th>status</th><th>step</th><th>detail</th></tr>{rows}</table>"
+        table = html_table(("status", "step", "detail"),
+                           [(s.status, s.name, s.detail) for s in self.steps])
+        notes = "".join(f"<li>{html_text(n)}</li>" for n in self.notes)
+        label = f" {SIMULATED_BADGE}" if self.simulated else ""
+        return (f"<p><b>Flannel → Calico ({html.escape(self.mode)})</b>{label}</p>{table}"
                 + (f"<ul>{notes}</ul>" if notes else ""))

@@ -121,9 +121,8 @@ def _install(backend: SimBackend, c: SimCluster, report: MigrationReport) -> Non
     report.add("install-operator", "done", "created the tigera-operator objects [simulated]")
     for node in c.nodes:  # calico-node claims a block and its tunnel address on start
         ipam.ensure_tunnel(node)
-    cidrs = {n.name: n.pod_cidr for n in c.nodes.values()}
     settings = {"encapsulation": pool.get("encapsulation", "VXLAN"), "live_migration": False}
-    c.install_cni(CniRecord("calico", ipam, CALICO_NAMESPACE, "calico-node", settings), cidrs)
+    c.install_cni(CniRecord("calico", ipam, CALICO_NAMESPACE, "calico-node", settings))
     c.apply_deployment(Deployment(CALICO_NAMESPACE, "calico-kube-controllers", 1,
                                   {"k8s-app": "calico-kube-controllers"}))
     # with operator v1.44 the API server runs in calico-system (ground truth §1; labkit.cnis)
@@ -190,8 +189,7 @@ def _live(backend: SimBackend, c: SimCluster, report: MigrationReport) -> None:
     c.cni = None
     # the controller keeps Flannel's VXLAN port and VNI (ground truth §4.4)
     settings = {"encapsulation": "VXLAN", "live_migration": True}
-    c.install_cni(CniRecord("calico", ipam, "kube-system", "calico-node", settings),
-                  {n.name: n.pod_cidr for n in c.nodes.values()})
+    c.install_cni(CniRecord("calico", ipam, "kube-system", "calico-node", settings))
     report.add("apply-migration", "done", "created the flannel-migration manifests [simulated]")
     deployments: dict[str, str] = {}
     for key in old:  # drained and deleted node by node; controllers recreate them

@@ -38,7 +38,7 @@ Runner = Callable[..., process.Result]
 Echo = Callable[[str], None]
 
 #: Labs 01-03 run on the flannel stage (their STAGE parameter): Flannel, then the migration
-#: to Calico (operator path), then MetalLB. Lab 04 onwards runs on the cilium stage.
+#: to Calico (operator path), then MetalLB. Lab 04 (planned) and later run on the cilium stage.
 STAGE_COMPONENTS: dict[str, tuple[str, ...]] = {
     "flannel": ("flannel", "calico", "metallb"),
     "cilium": ("cilium",),
