@@ -19,6 +19,7 @@ from labkit.course.room import summarize
 from labkit.course.runner import parse_parameter, run_course
 from labkit.course.tools_install import register as register_tools
 from labkit.errors import LabkitError
+from labkit.gateway.cli import register as register_mesh
 from labkit.lab import Lab
 from labkit.policy.cli import register as register_policy
 
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     register_policy(sub)
+    register_mesh(sub)
     register_images(sub)
     register_tools(sub)
     return parser
