@@ -26,6 +26,8 @@ from labkit.errors import (
     UnknownKindError,
 )
 from labkit.gateway import SplitCheck, route_requests, split_check
+from labkit.hubble import Flow, FlowLog, ServiceMap, parse_flows, read_flows
+from labkit.hubble import suggest as suggest_policies
 from labkit.lab import Lab, choose_backend
 from labkit.labs import calico as checks_calico
 from labkit.labs import flannel as checks
@@ -43,11 +45,14 @@ __all__ = [
     "ContextRefused",
     "Denial",
     "Engine",
+    "Flow",
+    "FlowLog",
     "HttpRequest",
     "Lab",
     "LabkitError",
     "ManifestError",
     "Observation",
+    "ServiceMap",
     "SplitCheck",
     "Stage",
     "Table",
@@ -67,11 +72,14 @@ __all__ = [
     "load_objects",
     "load_versions",
     "metallb",
+    "parse_flows",
     "parse_text",
     "pinned_versions",
     "plan_table",
+    "read_flows",
     "route_requests",
     "run_doctor",
     "simulated_banner",
     "split_check",
+    "suggest_policies",
 ]

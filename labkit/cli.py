@@ -20,6 +20,7 @@ from labkit.course.runner import parse_parameter, run_course
 from labkit.course.tools_install import register as register_tools
 from labkit.errors import LabkitError
 from labkit.gateway.cli import register as register_mesh
+from labkit.hubble.cli import register as register_hubble
 from labkit.lab import Lab
 from labkit.policy.cli import register as register_policy
 
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_policy(sub)
     register_mesh(sub)
+    register_hubble(sub)
     register_images(sub)
     register_tools(sub)
     return parser

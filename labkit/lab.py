@@ -39,6 +39,7 @@ from labkit.tools.process import Result
 if TYPE_CHECKING:
     from labkit.capture import Capture
     from labkit.cni import Verification
+    from labkit.hubble.log import FlowLog
     from labkit.matrix import Cell, ConnectivityMatrix
 
 BACKENDS = ("auto", "kind", "sim")
@@ -298,6 +299,16 @@ class Lab:
         src, dst = self.resolve(source), self.resolve(destination)
         spec = CaptureSpec(src, dst, port, http, node or "", interface, filter, count, seconds)
         return self._backend.capture(spec, lambda: self.probe(src, dst, port, http=http))
+
+    def flows(self, last: int | None = None) -> FlowLog:
+        """Hubble's flows (kind: from every Cilium agent; sim: the simulated flows of the
+        probes answered so far), as typed data: ``.to_dataframe()``, ``.service_map()``."""
+        cni = self.cni
+        if cni is None or not cnis.CNIS[cni].hubble:
+            raise BackendUnsupported(
+                f"Hubble needs Cilium; this cluster runs {cni or 'no CNI'}",
+                hint="use the stage 'cilium' and install Cilium first")
+        return self.impl.hubble_flows(last)
 
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result:

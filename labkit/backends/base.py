@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from labkit.backends.sim.backend import SimBackend
     from labkit.capture import Capture, CaptureSpec
     from labkit.environments import Stage
+    from labkit.hubble.log import FlowLog
     from labkit.matrix import Cell, Observation
     from labkit.progress import Progress
 
@@ -216,6 +217,11 @@ class Backend(ABC):
     @abstractmethod
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result: ...
+
+    @abstractmethod
+    def hubble_flows(self, last: int | None = None) -> FlowLog:
+        """The last ``last`` flows Hubble recorded (all it holds when None); the Lab calls it
+        only on a cluster that runs Cilium."""
 
     @abstractmethod
     def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:

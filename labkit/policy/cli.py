@@ -3,6 +3,7 @@
     labkit policy check MANIFEST [MANIFEST ...] --traffic FILE [--cni CNI] [--output json|text]
     labkit policy matrix MANIFEST [MANIFEST ...] [--port 80/TCP ...] [--cni CNI]
                                   [--output json|text|html]
+    labkit policy suggest --from-flows FILE [--dialect kubernetes|cilium]
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 import yaml
 
 from labkit.errors import ManifestError
+from labkit.hubble.log import read_flows
+from labkit.hubble.suggest import suggest
 from labkit.matrix import ConnectivityMatrix
 from labkit.model import HttpRequest, Traffic, parse_endpoint
 from labkit.policy.engine import CNIS, Engine, served_kinds
@@ -45,6 +48,15 @@ def register(subparsers: Any) -> None:
     matrix.add_argument("--cni", choices=CNIS, default=DEFAULT_CNI)
     matrix.add_argument("--output", choices=("json", "text", "html"), default="text")
     matrix.set_defaults(func=run_matrix)
+
+    suggest = sub.add_parser("suggest", help="least-privilege policies that allow exactly the "
+                             "forwarded flows of a Hubble capture")
+    suggest.add_argument("--from-flows", required=True, metavar="FILE",
+                         help="`hubble observe -o jsonpb` output (or `labkit hubble observe`)")
+    suggest.add_argument("--dialect", choices=("kubernetes", "cilium"), default="cilium",
+                         help="NetworkPolicy, or CiliumNetworkPolicy with the observed HTTP "
+                         "method and path (default cilium)")
+    suggest.set_defaults(func=run_suggest)
 
 
 def _engine(manifests: list[str], cni: str) -> Engine:
@@ -83,6 +95,11 @@ def run_matrix(args: argparse.Namespace) -> int:
         print(m._repr_html_())
     else:
         print(m.to_text())
+    return 0
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    print(suggest(read_flows(args.from_flows).flows, args.dialect).to_yaml(), end="")
     return 0
 
 

@@ -200,7 +200,6 @@ class Engine:
     def evaluate(self, traffic: Traffic) -> Verdict:
         src = self._index(traffic.source, "from")
         dst = self._index(traffic.destination, "to")
-        protocol = traffic.protocol
         warnings = self._warnings()
         if src == dst:
             return Verdict(traffic, True, None, (
@@ -214,11 +213,7 @@ class Engine:
         reasons: list[str] = []
         l7: list[tuple[HttpMatcher, ...]] = []
         allowed = True
-        for local, remote, direction in ((src, dst, Direction.EGRESS),
-                                         (dst, src, Direction.INGRESS)):
-            if self.u.endpoints[local].kind is not EndpointKind.POD:
-                continue  # only pods carry policy here
-            dec = self.decision(local, direction, traffic.port, protocol)
+        for _, dec, remote in self._sides(traffic):
             reasons.extend(dec.reasons(remote))
             if not has_bit(dec.allowed, remote):
                 allowed = False
@@ -232,6 +227,33 @@ class Engine:
         if l7:
             return self._judge_http(traffic, l7, reasons, warnings)
         return Verdict(traffic, True, None, tuple(reasons), warnings)
+
+    def denied_in(self, traffic: Traffic) -> Direction | None:
+        """The direction whose policies drop ``traffic``: egress is judged first, at the source,
+        as the packet leaves it before it reaches the destination; None when neither drops it."""
+        for direction, decision, remote in self._sides(traffic):
+            if not has_bit(decision.allowed, remote):
+                return direction
+        return None
+
+    def proxied(self, traffic: Traffic) -> bool:
+        """Whether an HTTP rule applies to ``traffic`` on an allowed side: Cilium then sends the
+        connection through its L7 proxy (and Hubble sees L7 flows)."""
+        return any(has_bit(d.allowed, remote) and d.l7(remote) is not None
+                   for _, d, remote in self._sides(traffic))
+
+    def _sides(self, traffic: Traffic) -> list[tuple[Direction, Decision, int]]:
+        """(direction, decision, remote) for each end that carries policy (pods only), egress
+        first: the packet leaves the source before it reaches the destination."""
+        src = self._index(traffic.source, "from")
+        dst = self._index(traffic.destination, "to")
+        if src == dst or self._decide is None:
+            return []
+        return [(direction, self.decision(local, direction, traffic.port, traffic.protocol),
+                 remote)
+                for local, remote, direction in ((src, dst, Direction.EGRESS),
+                                                 (dst, src, Direction.INGRESS))
+                if self.u.endpoints[local].kind is EndpointKind.POD]
 
     def _judge_http(self, traffic: Traffic, l7: list[tuple[HttpMatcher, ...]],
                     reasons: list[str], warnings: tuple[str, ...]) -> Verdict:

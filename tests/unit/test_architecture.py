@@ -28,7 +28,8 @@ from labkit.policy import engine
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "labkit"
 #: Imported inside functions on purpose: slow to import and needed on one path only.
-LAZY_OK = {"kubernetes", "papermill", "IPython", "nbconvert", "ipywidgets"}  # ipywidgets: lab extra
+LAZY_OK = {"kubernetes", "papermill", "IPython", "nbconvert", "pandas", "networkx",
+           "matplotlib", "ipywidgets"}
 
 
 def modules() -> dict[str, Path]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit import cnis
 from labkit.backends.base import Backend, NodeRow, PodRow, T
 from labkit.backends.sim import capture as sim_capture
 from labkit.backends.sim import snapshot, store
@@ -27,9 +28,23 @@ from labkit.backends.sim.cluster import CniRecord, SimCluster
 from labkit.backends.sim.ipam import NodeRangeIpam
 from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
+from labkit.hubble.emit import Emitter
+from labkit.hubble.log import FlowLog, parse_flows
+from labkit.hubble.writers import response_line
 from labkit.matrix import Observation
-from labkit.model import ClusterState, Denial, Deployment, Namespace, Pod, Secret, Service, Traffic
+from labkit.model import (
+    ClusterState,
+    Denial,
+    Deployment,
+    Namespace,
+    Pod,
+    Secret,
+    Service,
+    Traffic,
+    Verdict,
+)
 from labkit.policy import Engine, add_policy, served_kinds
+from labkit.policy.cilium.identity import IdentityAllocator
 from labkit.policy.kinds import parse_one
 from labkit.policy.state import identity
 from labkit.tools.process import Result
@@ -82,6 +97,7 @@ class SimBackend(Backend):
 
     def up(self, progress: Progress | None = None) -> None:
         if not self.exists():
+            store.flows_path_for(self.stage.cluster_name).unlink(missing_ok=True)  # stale
             cluster = SimCluster.create(self.stage)
             _register(cluster)
             with cluster.batch():  # saved once, at the end
@@ -238,6 +254,7 @@ class SimBackend(Backend):
                                hint="install a CNI first: lab.install_cni('flannel')")
         engine = Engine(self.state(), cni=cni)
         out: dict[Traffic, Observation] = {}
+        judged: list[Verdict] = []  # the engine's verdicts on the data path, for Hubble
         cut = self.cluster.no_network
         for t, verdict in zip(traffic, engine.evaluate_all(list(traffic)), strict=True):
             refused = _refused(self.state(), t) if verdict.allowed else ""
@@ -245,11 +262,43 @@ class SimBackend(Backend):
                 cut.get(t.source) or cut.get(t.destination)
             if broken:  # no route at all, whatever the policies say (a pod still reaches itself)
                 out[t] = Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
-            elif refused:
+            elif refused:  # no listener: the RST is not modelled in Hubble flows
                 out[t] = Observation(False, None, refused, 1, True)
             else:
                 out[t] = Observation.from_verdict(verdict, simulated=True)
+                judged.append(verdict)
+        if cnis.CNIS[cni].hubble:
+            self._record_flows(engine, judged)
         return out
+
+    def _record_flows(self, engine: Engine, verdicts: Sequence[Verdict]) -> None:
+        """Hubble's view of the probes just answered (labkit.hubble.emit), kept with the
+        cluster like an agent's flow buffer: the last ``FLOW_BUFFER`` flows."""
+        c = self.cluster
+        allocator = IdentityAllocator.from_dict(c.identities)
+        owners = {key: (owner.partition("/")[2], owner.partition(" ")[0])
+                  for key, owner in ((k, sp.owner) for k, sp in c.pods.items()) if owner}
+        emitter = Emitter(engine, allocator.for_pods(engine.state), owners)
+        dns_proxy = _has_dns_rules(c.policy_docs.values())
+        lines: list[str] = []
+        with c.batch():
+            for verdict in verdicts:
+                lines += map(response_line, emitter.probe(verdict, c.probes,
+                                                          dns_proxy=dns_proxy))
+                c.probes += 1
+            c.identities = allocator.as_dict()
+        path = store.flows_path_for(c.stage.cluster_name)
+        store.append_lines(path, lines)
+        if c.probes // 256 != (c.probes - len(verdicts)) // 256:  # now and then: trim
+            kept = store.read_lines(path)
+            if len(kept) > 2 * FLOW_BUFFER:
+                store.write(path, "".join(line + "\n" for line in kept[-FLOW_BUFFER:]))
+
+    def hubble_flows(self, last: int | None = None) -> FlowLog:
+        path = store.flows_path_for(self.cluster.stage.cluster_name)
+        lines = store.read_lines(path)[-FLOW_BUFFER:]
+        log = parse_flows(lines[-last:] if last else lines, source=str(path))
+        return FlowLog(log.flows, log.skipped, simulated=True)
 
     def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
         return sim_capture.capture(self, spec, generate)
@@ -264,6 +313,25 @@ class SimBackend(Backend):
         raise BackendUnsupported(
             f"the sim backend cannot run {' '.join(argv)!r} inside a pod",
             hint="exec needs a real cluster (backend='kind'); probes work on sim: lab.probe()")
+
+
+#: Hubble keeps this many flows per node by default (hubble-event-buffer-capacity 4095).
+FLOW_BUFFER = 4095
+
+
+
+
+def _has_dns_rules(docs: Any) -> bool:
+    """Whether a policy sends DNS through Cilium's DNS proxy (``toPorts[].rules.dns``)."""
+    def walk(value: Any) -> bool:
+        if isinstance(value, dict):
+            rules = value.get("rules")
+            if isinstance(rules, dict) and rules.get("dns"):
+                return True
+            return any(walk(v) for v in value.values())
+        return isinstance(value, list) and any(walk(v) for v in value)
+
+    return any(walk(doc.get("spec")) or walk(doc.get("specs")) for doc in docs)
 
 
 def _add_policy(cluster: SimCluster, obj: Any, add: Any) -> None:

@@ -115,6 +115,10 @@ class SimCluster:
     no_network: dict[str, str] = field(default_factory=dict)
     #: The applied manifest of each policy, by identity: what is saved, and parsed on load.
     policy_docs: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    #: Hubble (with Cilium): the identities allocated to label sets, and how many probes
+    #: were answered (the flows themselves are in the store's flows file).
+    identities: dict[str, int] = field(default_factory=dict)
+    probes: int = 0
     #: Called after every change (outside a batch): the sim backend saves the cluster there.
     on_change: Hook | None = field(default=None, repr=False, compare=False)
     #: What the backend last wrote or read for this cluster (its state file's bookkeeping).
