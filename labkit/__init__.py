@@ -7,6 +7,9 @@ name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 0
 ``checks_metallb`` lab 03's); ``calico`` and ``metallb`` are the recipe modules.
 """
 
+# Before anything loads nbformat (the CLI's course runner does): jsonschema then finds
+# rfc3987_syntax deferred instead of building its grammars (labkit/imports.py).
+from labkit import imports as _imports  # noqa: F401
 from labkit.addons import metallb
 from labkit.backends.base import ClusterStatus
 from labkit.cni.calico import recipe as calico

@@ -28,7 +28,7 @@ from labkit.display import Callout
 from labkit.environments import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
 from labkit.matrix import ConnectivityMatrix
-from labkit.model import HttpRequest, Node, Pod, Traffic, short_names
+from labkit.model import HttpRequest, Node, Pod, short_names
 from labkit.policy import Engine, served_kinds
 from labkit.policy.kinds import parse_documents
 from labkit.policy.parse import documents_of, read_documents
@@ -269,13 +269,7 @@ class Lab:
         expected = ConnectivityMatrix.expected(Engine(state, cni=None), srcs, dsts, ports,
                                                http=http, title=title,
                                                labels=short_names([*srcs, *dsts], state.pods))
-        traffic = [Traffic(c.source, c.destination, c.port, c.protocol, c.expected.traffic.http)
-                   for c in expected.cells.values()]
-        wanted = {t: expected.cells[(t.source, t.destination, t.port, t.protocol)]
-                  .expected.allowed for t in traffic}
-        observed = self._backend.observe(traffic, wanted)
-        return expected.with_observed(
-            {(t.source, t.destination, t.port, t.protocol): o for t, o in observed.items()})
+        return self._backend.observe_matrix(expected)
 
     def probe(self, source: str, destination: str, port: int = 8080, protocol: str = "TCP",
               http: HttpRequest | None = None) -> Cell:

@@ -31,7 +31,7 @@ from labkit.matrix import Observation
 from labkit.model import ClusterState, ContainerPort, Namespace, Pod, Service, ServicePort, Traffic
 from labkit.policy import served_kinds
 from labkit.policy.kinds import parse_one
-from labkit.policy.state import add_policy
+from labkit.policy.state import add_policies
 from labkit.progress import Progress, wait_until
 from labkit.tools import kind as kind_tool
 from labkit.tools import process
@@ -165,10 +165,9 @@ class KindBackend(Backend):
             state.nodes[n.name] = n.node()
         kinds = list(POLICY_KINDS) + sorted(k for k in served_kinds(self.installed_cni())
                                             if "Policy" in k[1] or k[1] == "Tier")
-        for api, kind in dict.fromkeys(kinds):
-            for d in self.kube.list(api, kind):
-                for obj in parse_one(clean(d), f"cluster:{kind}"):
-                    add_policy(state, obj)
+        add_policies(state, (obj for api, kind in dict.fromkeys(kinds)
+                             for d in self.kube.list(api, kind)
+                             for obj in parse_one(clean(d), f"cluster:{kind}")))
         return state
 
     # -- changes -----------------------------------------------------------------------

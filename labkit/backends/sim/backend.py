@@ -15,7 +15,7 @@ import atexit
 import contextlib
 import copy
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from labkit.errors import BackendUnsupported, ClusterError, LabkitError
 from labkit.hubble.emit import Emitter
 from labkit.hubble.log import FlowLog, parse_flows
 from labkit.hubble.writers import response_line
-from labkit.matrix import Observation
+from labkit.matrix import Observation, Observed
 from labkit.model import (
     ClusterState,
     Denial,
@@ -43,16 +43,16 @@ from labkit.model import (
     Traffic,
     Verdict,
 )
-from labkit.policy import Engine, add_policy, served_kinds
+from labkit.policy import Engine, served_kinds
 from labkit.policy.cilium.identity import IdentityAllocator
 from labkit.policy.kinds import parse_one
-from labkit.policy.state import identity
+from labkit.policy.state import add_policies, identity
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
     from labkit.backends.kind.backend import KindBackend
     from labkit.capture import Capture, CaptureSpec
-    from labkit.matrix import Cell, Observation
+    from labkit.matrix import Cell, ConnectivityMatrix
     from labkit.progress import Progress
 
 #: Every simulated cluster this process has created or loaded, by cluster name.
@@ -150,6 +150,7 @@ class SimBackend(Backend):
     def _apply(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
         manifests = _policy_manifests(docs)
+        policies = []
         done = []
         for obj in objects:
             if isinstance(obj, Namespace):
@@ -163,11 +164,12 @@ class SimBackend(Backend):
             elif isinstance(obj, Secret):
                 c.secrets[f"{obj.namespace}/{obj.name}"] = obj
             else:
-                _add_policy(c, obj, add_policy)
+                policies.append(obj)
                 doc = manifests.get(identity(obj))
                 if doc is not None:
                     c.policy_docs[identity(obj)] = doc
             done.append(_ref(obj))
+        _add_policies(c, policies)
         c.reconcile()
         return done
 
@@ -248,28 +250,62 @@ class SimBackend(Backend):
     # -- traffic -----------------------------------------------------------------------
     def observe(self, traffic: Sequence[Traffic], expected: dict[Traffic, bool]
                 ) -> dict[Traffic, Observation]:
+        engine, state = self._observer()
+        cut = self.cluster.no_network
+        out = {t: _observation(engine, state, cut, t) for t in traffic}
+        self._hubble(engine, state, traffic)
+        return out
+
+    def observe_matrix(self, expected: ConnectivityMatrix) -> ConnectivityMatrix:
+        """Every cell at once, from the installed CNI's grid: what ``observe`` gives per cell,
+        in bitset time; each cell's observation (its reasons) is built when read."""
+        engine, state = self._observer()
+        cut = self.cluster.no_network
+        want = expected.grid
+        grid = engine.grid(want.sources, want.destinations, want.ports, http=want.http)
+        broken_columns = _positions(want.destinations, cut)
+        full = (1 << len(want.destinations)) - 1
+        for (port, protocol), layers in grid.layers.items():
+            closed = _positions(want.destinations, [
+                d for d in want.destinations if _refused(state, Traffic(d, d, port, protocol))])
+            for i, src in enumerate(want.sources):
+                own = _positions(want.destinations, [src])
+                # no route at all, whatever the policies say (a pod still reaches itself)
+                broken = (full if src in cut else broken_columns) & ~own
+                allowed = layers.allowed[i] & ~broken
+                layers.refused[i] = allowed & closed
+                layers.allowed[i] = allowed & ~closed
+                layers.forbidden[i] &= ~broken
+
+        def lookup(key: tuple[str, str, int, str]) -> Observation:
+            return _observation(engine, state, cut, want.traffic(key))
+
+        self._hubble(engine, state, [want.traffic(k) for k in want.cell_keys()])
+        return expected.with_observed(Observed(grid.layers, lookup, simulated=True))
+
+    def _hubble(self, engine: Engine, state: ClusterState, traffic: Sequence[Traffic]) -> None:
+        """Where the CNI runs Hubble, the flows of the connections that reached the policy
+        engine (not cut off, not refused: the RST is not modelled), as Hubble records them.
+        Each needs an explained verdict: a matrix on such a cluster costs one per cell."""
+        if engine.cni is None or not cnis.CNIS[engine.cni].hubble:
+            return
+        cut = self.cluster.no_network
+        judged: list[Verdict] = []
+        for t in traffic:
+            if t.source != t.destination and (cut.get(t.source) or cut.get(t.destination)):
+                continue
+            verdict = engine.evaluate(t)
+            if not (verdict.allowed and _refused(state, t)):
+                judged.append(verdict)
+        self._record_flows(engine, judged)
+
+    def _observer(self) -> tuple[Engine, ClusterState]:
         cni = self.installed_cni()
         if cni is None:
             raise ClusterError("no CNI is installed: pods have no network [simulated]",
                                hint="install a CNI first: lab.install_cni('flannel')")
-        engine = Engine(self.state(), cni=cni)
-        out: dict[Traffic, Observation] = {}
-        judged: list[Verdict] = []  # the engine's verdicts on the data path, for Hubble
-        cut = self.cluster.no_network
-        for t, verdict in zip(traffic, engine.evaluate_all(list(traffic)), strict=True):
-            refused = _refused(self.state(), t) if verdict.allowed else ""
-            broken = "" if t.source == t.destination else \
-                cut.get(t.source) or cut.get(t.destination)
-            if broken:  # no route at all, whatever the policies say (a pod still reaches itself)
-                out[t] = Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
-            elif refused:  # no listener: the RST is not modelled in Hubble flows
-                out[t] = Observation(False, None, refused, 1, True)
-            else:
-                out[t] = Observation.from_verdict(verdict, simulated=True)
-                judged.append(verdict)
-        if cnis.CNIS[cni].hubble:
-            self._record_flows(engine, judged)
-        return out
+        state = self.state()
+        return Engine(state, cni=cni), state
 
     def _record_flows(self, engine: Engine, verdicts: Sequence[Verdict]) -> None:
         """Hubble's view of the probes just answered (labkit.hubble.emit), kept with the
@@ -334,9 +370,9 @@ def _has_dns_rules(docs: Any) -> bool:
     return any(walk(doc.get("spec")) or walk(doc.get("specs")) for doc in docs)
 
 
-def _add_policy(cluster: SimCluster, obj: Any, add: Any) -> None:
+def _add_policies(cluster: SimCluster, objects: Sequence[Any]) -> None:
     shim = ClusterState(policies=cluster.policies)
-    add(shim, obj)
+    add_policies(shim, objects)
     cluster.policies = shim.policies
 
 
@@ -346,6 +382,30 @@ def _ref(obj: Any) -> str:
         return ref
     ns = getattr(obj, "namespace", "")
     return f"{type(obj).__name__} {ns + '/' if ns else ''}{obj.name}"
+
+
+def _observation(engine: Engine, state: ClusterState, cut: dict[str, str], t: Traffic
+                 ) -> Observation:
+    """What one connection meets on the simulated data plane: no route (a pod cut off), a
+    refusal (nothing listens), or what the installed CNI's policy engine says."""
+    broken = "" if t.source == t.destination else cut.get(t.source) or cut.get(t.destination)
+    if broken:
+        return Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
+    verdict = engine.evaluate(t)
+    refused = _refused(state, t) if verdict.allowed else ""
+    if refused:
+        return Observation(False, None, refused, 1, True)
+    return Observation.from_verdict(verdict, simulated=True)
+
+
+def _positions(items: Sequence[str], wanted: Iterable[str]) -> int:
+    """The bitset of the positions in ``items`` that hold one of ``wanted``."""
+    chosen = set(wanted)
+    out = 0
+    for j, item in enumerate(items):
+        if item in chosen:
+            out |= 1 << j
+    return out
 
 
 def _refused(state: ClusterState, t: Traffic) -> str:
@@ -405,8 +465,8 @@ def _load(stage: Stage, path: Path) -> SimCluster | None:
             f"cannot read the simulated cluster '{stage.cluster_name}' from {path}: {why}",
             hint=f"start over: `labkit down {stage.name} --backend sim` (or delete {path}), "
             "then lab.up()") from exc
+    _add_policies(cluster, [obj for obj, _ in policies])
     for obj, doc in policies:
-        _add_policy(cluster, obj, add_policy)
         cluster.policy_docs[identity(obj)] = doc
     cluster.saved = Saved(path, text, sig)
     return cluster
