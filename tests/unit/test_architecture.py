@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "labkit"
 #: Imported inside functions on purpose: slow to import and needed on one path only.
 LAZY_OK = {"kubernetes", "papermill", "IPython", "nbconvert", "pandas", "networkx",
-           "matplotlib", "nbformat", "labkit.course.kernel"}  # the last two load jsonschema
-# and jupyter_client, which every labkit command would pay for (the CLI imports the runner)
+           "matplotlib", "ipywidgets", "nbformat", "labkit.course.kernel"}  # the last two
+# load jsonschema and jupyter_client, which every labkit command would pay for (the CLI imports
+# the runner)
 
 
 def modules() -> dict[str, Path]:
