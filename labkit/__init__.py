@@ -78,7 +78,6 @@ __all__ = [
     "checks",
     "checks_calico",
     "checks_cilium",
-    "checks_hubble",
     "checks_l7",
     "checks_metallb",
     "choose_backend",
