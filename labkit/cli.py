@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from labkit.backends.sim.store import folder
 from labkit.course import doctor
 from labkit.course.images.cli import register as register_images
+from labkit.course.room import summarize
 from labkit.course.runner import parse_parameter, run_course
+from labkit.course.tools_install import register as register_tools
 from labkit.environments import environments_dir
 from labkit.errors import LabkitError
 from labkit.gateway.cli import register as register_mesh
@@ -35,9 +38,19 @@ def _render(obj: Any, output: str) -> str:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_doctor(args: argparse.Namespace) -> int:
+    if getattr(args, "doctor_command", None) == "summarize":
+        return cmd_doctor_summarize(args)
     report = doctor.run_doctor()
     print(_render(report, args.output))
     return 0 if report.ok else 1
+
+
+def cmd_doctor_summarize(args: argparse.Namespace) -> int:
+    room = summarize([Path(f) for f in args.files])
+    output = args.summary_output
+    print(room.to_html_page() if output == "html" else _render(room, output), end=(
+        "" if output == "html" else "\n"))
+    return 0
 
 
 def _lab(stage: str, backend: str) -> Any:
@@ -128,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check this machine for the course (exit 1 if a check fails)")
     p.add_argument("--output", choices=("text", "json", "html"), default="text")
     p.set_defaults(func=cmd_doctor)
+    room = p.add_subparsers(dest="doctor_command", metavar="summarize", required=False)
+    s = room.add_parser("summarize", help="a room's `doctor --output json` files as one HTML "
+                        "page: which laptop fails what, and the fix")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--output", dest="summary_output", choices=("html", "text", "json"),
+                   default="html", help="default html: a whole page, e.g. > room.html")
 
     p = sub.add_parser("up", help="create (or reuse) the cluster of a stage")
     p.add_argument("stage", metavar="STAGE", help="a folder of environments/stages, e.g. flannel")
@@ -160,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_mesh(sub)
     register_hubble(sub)
     register_images(sub)
+    register_tools(sub)
     return parser
 
 

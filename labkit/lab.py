@@ -79,6 +79,17 @@ def make_backend(name: str, stage: Stage) -> Backend:
     return SimBackend(stage)
 
 
+_current: Lab | None = None
+
+
+def current_lab() -> Lab:
+    """The lab this session last created or opened: the one ``%kubectl`` and friends act on."""
+    if _current is None:
+        raise ClusterError("no lab is open in this session",
+                           hint='open one first: lab = Lab("flannel", backend=BACKEND)')
+    return _current
+
+
 class Lab:
     """One stage's cluster, on kind or in the simulator."""
 
@@ -88,6 +99,11 @@ class Lab:
         self._backend = backend_impl or make_backend(choose_backend(backend), self.stage)
         #: Exercise checks run with this Lab: id -> passed (None: not attempted).
         self.exercises: dict[str, bool | None] = {}
+        self._make_current()
+
+    def _make_current(self) -> None:
+        global _current
+        _current = self
 
     # -- identity ------------------------------------------------------------------------
     @property
@@ -134,6 +150,7 @@ class Lab:
     def up(self) -> ClusterStatus:
         with Progress(f"cluster {self.cluster_name}") as p, self._backend.transaction():
             self._backend.up(p)
+        self._make_current()
         return self.status()
 
     def exists(self) -> bool:

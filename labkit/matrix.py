@@ -518,6 +518,9 @@ class _Cells(Mapping[Key, Cell]):
 
 
 _COLOURS = {"✓": "#d9f2d9", "✗": "#f7d4d4", "403": "#fde7c2"}
+#: A cell's class names the verdict it shows ("differs" when observed is not expected), for
+#: styles and for tests that read the rendered page.
+_CLASSES = {"✓": "allowed", "✗": "dropped", "403": "http-403"}
 _SWATCH = ('<span style="display:inline-block;min-width:1.6em;text-align:center;'
            'background:{bg};border:{border};margin:0 4px">{glyph}</span>')
 _HTML_LEGEND = "".join(
@@ -533,8 +536,9 @@ _HTML_LEGEND = "".join(
 
 def _html_cell(glyph: str, shown: str, differs: bool, tip: str) -> str:
     """One cell: ``glyph`` as text (``expected → observed`` where they differ), coloured by
-    what was ``shown`` (observed where probed)."""
+    what was ``shown`` (observed where probed), classed by it too (and ``differs``)."""
     colour = _COLOURS.get(shown, "#fff")
     border = "3px solid #c00" if differs else "1px solid #ccc"
-    return (f'<td title="{html.escape(tip)}" style="background:{colour};border:{border};'
-            f'text-align:left;padding:2px 6px">{html.escape(glyph)}</td>')
+    classes = _CLASSES.get(shown, "unknown") + (" differs" if differs else "")
+    return (f'<td class="{classes}" title="{html.escape(tip)}" style="background:{colour};'
+            f'border:{border};text-align:left;padding:2px 6px">{html.escape(glyph)}</td>')

@@ -301,7 +301,9 @@ def run_course(
         if resolved == "sim":
             progress.say("  (sim backend: cluster results are SIMULATED, no real cluster runs)")
         try:
-            with _fresh_sim_home(out if resolved == "sim" else None):
+            # No browser shows a widget in a papermill run: long waits print throttled lines.
+            with _fresh_sim_home(out if resolved == "sim" else None), \
+                    _environ("LABKIT_PROGRESS", os.environ.get("LABKIT_PROGRESS") or "plain"):
                 _run_all(paths, out, params, report, progress, fail_fast, timeout)
         except BaseException:
             report.state = "interrupted"
@@ -329,15 +331,22 @@ def _fresh_sim_home(out: Path | None) -> Iterator[None]:
     home = out / "sim-home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    before = os.environ.get("LABKIT_HOME")
-    os.environ["LABKIT_HOME"] = str(home.resolve())  # kernels inherit it
+    with _environ("LABKIT_HOME", str(home.resolve())):  # kernels inherit it
+        yield
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in this process's environment (so in the kernels it starts), then back."""
+    before = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop("LABKIT_HOME", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["LABKIT_HOME"] = before
+            os.environ[name] = before
 
 
 ENGINE = "labkit"

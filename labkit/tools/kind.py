@@ -33,7 +33,8 @@ def get_clusters(*, run: Runner = process.run) -> list[str]:
 
 
 def create_cluster(name: str, config: Path, *, run: Runner = process.run,
-                   timeout: float = 1800) -> process.Result:
+                   timeout: float = 1800, on_output: Callable[[str], None] | None = None
+                   ) -> process.Result:
     """``kind create cluster`` from a config file. No ``--wait``: without a CNI nodes never
     become Ready, so labkit waits itself once the CNI is in.
 
@@ -44,8 +45,9 @@ def create_cluster(name: str, config: Path, *, run: Runner = process.run,
     An interrupt (Ctrl-C) deletes it the same way, then goes on interrupting.
     """
     argv = ["kind", "create", "cluster", "--name", name, "--config", str(config)]
+    watch = {"on_output": on_output} if on_output else {}  # kind's step lines, as they come
     try:
-        return run(argv, timeout=timeout, hint=_create_hint(""))
+        return run(argv, timeout=timeout, hint=_create_hint(""), **watch)
     except KeyboardInterrupt:
         try:
             delete_cluster(name, run=run)

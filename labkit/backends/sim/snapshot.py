@@ -72,7 +72,7 @@ def _build(cls: type, data: Any, where: str = "") -> Any:
 
 
 def _typed(hint: Any, value: Any, where: str) -> Any:
-    """``value`` as ``hint`` (str, int, bool, X | None, tuple[X, ...], dict[str, X], a
+    """``value`` as ``hint`` (str, int, float, bool, X | None, tuple[X, ...], dict[str, X], a
     dataclass), or ValueError naming the field."""
     if hint is Any:
         return value
@@ -93,7 +93,7 @@ def _typed(hint: Any, value: Any, where: str) -> Any:
         return _build(hint, value, where)
     if hint is type(None) and value is None:
         return None
-    if isinstance(hint, type) and hint in (str, int, bool) and type(value) is hint:
+    if isinstance(hint, type) and hint in (str, int, float, bool) and type(value) is hint:
         return value
     raise ValueError(f"{where}: expected {getattr(hint, '__name__', hint)}, "
                      f"got {type(value).__name__}")
@@ -191,6 +191,7 @@ def dump(cluster: SimCluster, policy_docs: list[dict[str, Any]]) -> dict[str, An
         "extra_served": sorted([list(pair) for pair in cluster.extra_served]),
         "hooks": [_hook_data(h) for h in cluster.hooks],
         "no_network": cluster.no_network,
+        "created": cluster.created,
         "hubble": {"identities": cluster.identities, "probes": cluster.probes},
     }
 
@@ -232,6 +233,9 @@ def load(data: dict[str, Any], source: str) -> tuple[SimCluster, list[tuple[Any,
                       _typed(tuple[tuple[str, str], ...], data["extra_served"], "extra_served")}
     c.hooks = [_hook_from(h) for h in _list(data, "hooks")]
     c.no_network = _typed(dict[str, str], data["no_network"], "no_network")
+    # creation times (for kubectl's AGE column) are absent from files written before them
+    c.created = {k: float(v) for k, v in
+                 _typed(dict[str, int | float], data.get("created", {}), "created").items()}
     hubble = data.get("hubble") or {}  # absent in files written before Hubble was modelled
     c.identities = {str(k): int(v) for k, v in hubble.get("identities", {}).items()}
     c.probes = int(hubble.get("probes", 0))
