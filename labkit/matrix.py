@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from labkit.display.render import SIMULATED_BADGE, Rendered
-from labkit.errors import CheckFailed
+from labkit.errors import CheckFailed, ManifestError
 from labkit.model import Denial, HttpRequest, Verdict
 from labkit.policy.engine import Engine
 from labkit.policy.grid import Grid, Key, Layers, Port, bitstring, differ
@@ -150,6 +150,22 @@ _ALLOW_CODE = str.maketrans("10", ".X")
 #: Row codes (ROW_CODES) as the glyphs a learner reads.
 _SHOWN = {".": GLYPHS["allowed"], "X": GLYPHS[Denial.DROP], "F": GLYPHS[Denial.HTTP_403]}
 
+#: The most cells one matrix may have (sources x destinations x ports): the largest size the
+#: benchmarks measure (10,000 pods, all pairs: 124 MB with its JSON). Past it a size is refused
+#: before anything is computed, not left to exhaust memory. Documented in the README
+#: ("Limits"); probe a namespace or a few pods instead.
+MAX_CELLS = 100_000_000
+
+
+def check_matrix_size(sources: int, destinations: int, ports: int) -> None:
+    """ManifestError when a matrix would exceed :data:`MAX_CELLS`, before any is computed."""
+    cells = sources * destinations * ports
+    if cells > MAX_CELLS:
+        raise ManifestError(
+            f"a matrix of {sources} sources x {destinations} destinations x {ports} port(s) "
+            f"has {cells:,} cells; labkit computes at most {MAX_CELLS:,}",
+            hint="narrow it: fewer pods (sources=/destinations=, or fewer manifests) or ports")
+
 
 @dataclass
 class Observed:
@@ -204,6 +220,8 @@ class ConnectivityMatrix(Rendered):
                  http: HttpRequest | None = None, title: str = "",
                  labels: Mapping[str, str] | None = None) -> ConnectivityMatrix:
         """The expected side, from the engine's bitset grid."""
+        ports = tuple(ports)
+        check_matrix_size(len(sources), len(destinations), len(ports))
         return cls(engine.grid(sources, destinations, ports, http=http), title=title,
                    labels=labels)
 

@@ -59,3 +59,15 @@ def _labkit_home(tmp_path_factory: pytest.TempPathFactory,
     """Each test starts with no saved simulated cluster: an empty LABKIT_HOME of its own."""
     home = tmp_path_factory.mktemp("labkit-home", numbered=True)
     monkeypatch.setenv("LABKIT_HOME", str(home))
+
+
+#: The simulated API server's clock in tests: creation times (kubectl's AGE) are wall-clock
+#: times in real use, which would make two runs of the same steps save different files.
+FIXED_CLOCK = 1_750_000_000.0
+
+
+@pytest.fixture(autouse=True)
+def _sim_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.backends.sim import cluster
+
+    monkeypatch.setattr(cluster, "clock", lambda: FIXED_CLOCK)

@@ -7,7 +7,10 @@ the tail of its stderr and a hint that names the fix.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import os
+import selectors
 import shlex
 import shutil
 import subprocess
@@ -151,6 +154,64 @@ def _watched(command: Sequence[str], argv: Sequence[str], timeout: float,
             result = job.stop()
             raise subprocess.TimeoutExpired(list(argv), timeout, output=result.stdout,
                                             stderr=result.stderr)
+
+
+def stream(
+    argv: Sequence[str],
+    write: Callable[[str], object],
+    *,
+    timeout: float = 300,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run ``argv`` and hand its output (stdout and stderr, interleaved as the program writes
+    them) to ``write`` as it comes, chunk by chunk; return the exit code.
+
+    A program still running after ``timeout`` seconds (``kubectl get -w``, ``hubble observe
+    -f``) or interrupted (Jupyter's stop button) is killed; a line says so. ToolNotFound
+    when the program is missing.
+    """
+    path = resolve(argv, "stream")
+    tool = argv[0]
+    try:
+        proc = subprocess.Popen(
+            [path, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            env={**os.environ, **env} if env else None)
+    except OSError as exc:
+        raise ToolError(f"could not start '{tool}': {exc}", command=shlex.join(argv)) from exc
+    assert proc.stdout is not None
+    if input is not None and proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(input.encode())
+        proc.stdin.close()
+    deadline = time.monotonic() + timeout
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    fd = proc.stdout.fileno()
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    write(f"[labkit: stopped '{shlex.join(argv)}' after {timeout:g}s]\n")
+                    break
+                if not sel.select(timeout=min(left, 0.5)):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:  # end of output: the program closed it (it has exited)
+                    break
+                text = decoder.decode(chunk)
+                if text:
+                    write(text)
+    except KeyboardInterrupt:
+        write(f"[labkit: interrupted '{shlex.join(argv)}']\n")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait(timeout=10)
+        proc.stdout.close()
+    return code
 
 
 def _text(data: bytes | str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +93,27 @@ def test_up_reports_kinds_own_lines_while_it_creates(tmp_path, kubeconfig) -> No
     assert "cluster cni-lab: ✓ Ensuring node image (kindest/node:v1.36.4) 🖼" in out.getvalue()
 
 
-def test_up_reuses_an_existing_cluster_and_down_deletes_it(tmp_path, kubeconfig) -> None:
+def test_up_reuses_an_existing_cluster_but_down_leaves_one_labkit_did_not_create(
+        tmp_path, kubeconfig) -> None:
     b, run, _ = make(tmp_path, kubeconfig, clusters=["cni-lab"])
     b.up()
     assert not [c for c in run.calls if c[:3] == ["kind", "create", "cluster"]]
+    assert not b.created_by_labkit()
+    with pytest.raises(ClusterError, match="'cni-lab' was not created by labkit"):
+        b.down()
+    assert ["kind", "delete", "cluster", "--name", "cni-lab"] not in run.calls
+
+
+def test_down_deletes_the_cluster_labkit_created_and_its_record(tmp_path, kubeconfig) -> None:
+    b, run, _ = make(tmp_path, kubeconfig)
+    b.up()
+    record = json.loads((tmp_path / "work" / "created-by-labkit.json").read_text())
+    assert record["cluster"] == "cni-lab" and record["stage"] == "flannel"
+    assert record["kind_config"] == str(tmp_path / "work" / "kind-config.yaml")
+    assert b.created_by_labkit()
     b.down()
     assert run.calls[-1] == ["kind", "delete", "cluster", "--name", "cni-lab"]
+    assert not (tmp_path / "work" / "created-by-labkit.json").exists()
     b.down()  # absent now: nothing more to delete
     assert run.calls[-1] == ["kind", "get", "clusters"]
 

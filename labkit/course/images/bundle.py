@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit import inputs
 from labkit.backends.kind.guard import check_context, load_kubeconfig
 from labkit.course.images import listing as listing_mod
 from labkit.course.images import offline
@@ -153,16 +154,26 @@ def save(output: Path, stages: Sequence[str] | None = None, *, run: Runner = pro
 
 
 # -- load -----------------------------------------------------------------------------------
+#: The largest manifest.json read from an image archive (a few hundred bytes per image).
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
 def archive_refs(path: Path) -> list[str]:
     """The names in a ``docker save`` archive (its manifest.json's RepoTags)."""
+    hint = "make the bundle with `labkit images save --output FILE`"
     try:
-        with tarfile.open(path) as tar:
-            member = tar.getmember("manifest.json")
-            handle = tar.extractfile(member)
-            data = json.load(handle) if handle else []
-    except (tarfile.TarError, KeyError, ValueError, OSError) as exc:
-        raise LabkitError(f"{path} is not an image archive written by `docker save` ({exc})",
-                          hint="make the bundle with `labkit images save --output FILE`") from exc
+        data = inputs.json_value(
+            inputs.read_tar_member(path, "manifest.json", limit=MAX_MANIFEST_BYTES),
+            f"{path}: manifest.json", what="manifest.json")
+    except (tarfile.TarError, KeyError, OSError, LabkitError) as exc:
+        why = exc.message if isinstance(exc, LabkitError) else str(exc)
+        raise LabkitError(f"{path} is not an image archive written by `docker save` ({why})",
+                          hint=hint) from exc
+    if not isinstance(data, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("RepoTags") or [], list)
+            and all(isinstance(t, str) for t in e.get("RepoTags") or []) for e in data):
+        raise LabkitError(f"{path}: its manifest.json is not the list of images `docker save` "
+                          "writes (entries with RepoTags)", hint=hint)
     return [t for entry in data for t in entry.get("RepoTags") or []]
 
 

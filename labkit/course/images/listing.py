@@ -82,7 +82,7 @@ class ImageList:
                 "unlisted": [asdict(u) for u in self.unlisted]}
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2)
+        return json.dumps(self.as_dict(), indent=2, allow_nan=False)
 
     def to_text(self) -> str:
         width = max((len(i.ref) for i in self.images), default=0)
