@@ -10,6 +10,7 @@ name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 0
 from labkit.addons import metallb
 from labkit.backends.base import ClusterStatus
 from labkit.cni.calico import recipe as calico
+from labkit.cni.cilium import recipe as cilium
 from labkit.course.doctor import pinned_versions, run_doctor
 from labkit.course.plan import claims_table, plan_table
 from labkit.display import Table, simulated_banner
@@ -27,6 +28,7 @@ from labkit.errors import (
 )
 from labkit.lab import Lab, choose_backend
 from labkit.labs import calico as checks_calico
+from labkit.labs import cilium as checks_cilium
 from labkit.labs import flannel as checks
 from labkit.labs import metallb as checks_metallb
 from labkit.matrix import ConnectivityMatrix, Observation
@@ -58,8 +60,10 @@ __all__ = [
     "calico",
     "checks",
     "checks_calico",
+    "checks_cilium",
     "checks_metallb",
     "choose_backend",
+    "cilium",
     "claims_table",
     "environments_dir",
     "load_objects",

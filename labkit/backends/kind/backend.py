@@ -26,7 +26,16 @@ from labkit.course.images.pins import node_image_for_kind
 from labkit.environments import Stage, pinned
 from labkit.errors import BackendUnsupported, ClusterError
 from labkit.matrix import Observation
-from labkit.model import ClusterState, ContainerPort, Namespace, Pod, Service, ServicePort, Traffic
+from labkit.model import (
+    LOCAL_CLUSTER,
+    ClusterState,
+    ContainerPort,
+    Namespace,
+    Pod,
+    Service,
+    ServicePort,
+    Traffic,
+)
 from labkit.policy import served_kinds
 from labkit.policy.kinds import parse_one
 from labkit.policy.state import add_policy
@@ -142,7 +151,7 @@ class KindBackend(Backend):
         return set(served_kinds(self.installed_cni()))
 
     def state(self) -> ClusterState:
-        state = ClusterState(name=self.stage.cluster_name, pod_cidr=self.stage.pod_subnet,
+        state = ClusterState(name=LOCAL_CLUSTER, pod_cidr=self.stage.pod_subnet,
                              service_cidr=self.stage.service_subnet)
         for d in self.kube.list("v1", "Namespace"):
             meta = d.get("metadata") or {}
@@ -258,7 +267,8 @@ class KindBackend(Backend):
                 raise ClusterError(f"no running pod {t.destination}",
                                    hint="lab.pods() lists them")
             target = probe.Target(i, ip, dns=True) if dns else probe.Target(
-                i, probe.url_for(ip, t.port, t.http), t.http.method if t.http else "GET")
+                i, probe.url_for(ip, t.port, t.http), t.http.method if t.http else "GET",
+                headers=tuple(sorted(t.http.headers.items())) if t.http else ())
             jobs.setdefault(t.source, []).append((t, target))
 
         def exec_script(source: str, script: str) -> process.Result:

@@ -24,7 +24,12 @@ clusterwide) that select the local endpoint. Semantics, with their sources:
   ``policy-cidr-match-mode=nodes``), and SCTP (see ``SCTP_ENABLED``); endPort is
   supported since 1.16 and honoured;
 - Kubernetes deployments allow traffic from the local node to its pods
-  (``allow-localhost``, layer 3 docs "Access to/from local host").
+  (``allow-localhost``, layer 3 docs "Access to/from local host");
+- ``policyEnforcementMode`` (``ClusterState.policy_enforcement``, security/policy/intro.rst
+  "Policy Enforcement Modes"): ``default`` isolates an endpoint once a rule selects it;
+  ``always`` isolates every endpoint in both directions even without any policy, so
+  everything not explicitly allowed, DNS to kube-dns included, is dropped; ``never``
+  enforces nothing (L7 rules included).
 """
 
 from __future__ import annotations
@@ -84,6 +89,10 @@ def decide(inp: DecideInput) -> Decision:
     u = inp.u
     local = inp.local
     who = local.key
+    mode = inp.state.policy_enforcement
+    if mode == "never":
+        return Decision(allowed=-1, reasons=lambda i: [
+            f"policyEnforcementMode=never: Cilium enforces no policy on {who}"])
     isolating: list[Policy] = []
     relaxed: list[Policy] = []  # select the endpoint with rules but enableDefaultDeny false
     allows: list[_Step] = []
@@ -121,11 +130,13 @@ def decide(inp: DecideInput) -> Decision:
             with_l7 |= s.bits
     localhost = _localhost_bits(inp) if d is Direction.INGRESS else 0
     plain |= localhost
-    if isolating:
+    always = mode == "always"
+    if isolating or always:
         allowed = 0 if sctp_blocked else (allowed_bits | localhost) & ~denied
     else:
         allowed = -1 & ~denied
-    names = ", ".join(p.ref for p in isolating)
+    names = ", ".join(p.ref for p in isolating) or \
+        "policyEnforcementMode=always (every endpoint is in default-deny, with or without a policy)"
 
     def l7(i: int) -> tuple[HttpMatcher, ...] | None:
         if not has_bit(allowed, i) or not has_bit(with_l7, i) or has_bit(plain, i):
@@ -145,7 +156,7 @@ def decide(inp: DecideInput) -> Decision:
             return [f"{who} {d}: {peer} on {on} is denied by {hits[0]} (deny rules take "
                     "precedence over every allow, NetworkPolicy included)"]
         out: list[str] = []
-        if not isolating:
+        if not isolating and not always:
             out.append(f"no policy puts {who} in default-deny for {d}, so {d} is not isolated")
             if relaxed:
                 out.append(f"{', '.join(p.ref for p in relaxed)} select {who} with "
