@@ -26,6 +26,7 @@ from labkit.errors import (
     ToolNotFound,
     UnknownKindError,
 )
+from labkit.gateway import SplitCheck, route_requests, split_check
 from labkit.lab import Lab, choose_backend
 from labkit.labs import calico as checks_calico
 from labkit.labs import cilium as checks_cilium
@@ -49,6 +50,7 @@ __all__ = [
     "LabkitError",
     "ManifestError",
     "Observation",
+    "SplitCheck",
     "Stage",
     "Table",
     "ToolError",
@@ -72,6 +74,8 @@ __all__ = [
     "parse_text",
     "pinned_versions",
     "plan_table",
+    "route_requests",
     "run_doctor",
     "simulated_banner",
+    "split_check",
 ]

@@ -17,6 +17,7 @@ from labkit.course import doctor
 from labkit.course.images.cli import register as register_images
 from labkit.course.runner import parse_parameter, run_course
 from labkit.errors import LabkitError
+from labkit.gateway.cli import register as register_mesh
 from labkit.lab import Lab
 from labkit.policy.cli import register as register_policy
 
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     register_policy(sub)
+    register_mesh(sub)
     register_images(sub)
     return parser
 
