@@ -31,8 +31,9 @@ from labkit.lab import Lab, choose_backend
 from labkit.labs import calico as checks_calico
 from labkit.labs import cilium as checks_cilium
 from labkit.labs import flannel as checks
+from labkit.labs import l7 as checks_l7
 from labkit.labs import metallb as checks_metallb
-from labkit.matrix import ConnectivityMatrix, Observation
+from labkit.matrix import ConnectivityMatrix, HttpMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy import Engine, build_state, load_objects, parse_text
 
@@ -45,6 +46,7 @@ __all__ = [
     "ContextRefused",
     "Denial",
     "Engine",
+    "HttpMatrix",
     "HttpRequest",
     "Lab",
     "LabkitError",
@@ -63,6 +65,7 @@ __all__ = [
     "checks",
     "checks_calico",
     "checks_cilium",
+    "checks_l7",
     "checks_metallb",
     "choose_backend",
     "cilium",

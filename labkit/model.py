@@ -174,7 +174,8 @@ class HttpRequest:
     method: str = "GET"
     path: str = "/"
     host: str = ""
-    headers: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # compared (two requests differing only in a header are two requests), not hashed (a dict)
+    headers: dict[str, str] = field(default_factory=dict, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "path": self.path}
@@ -253,6 +254,9 @@ class ClusterState:
     #: selects it), "always" (every endpoint is isolated, with or without a policy) or
     #: "never" (no policy is enforced). Other CNIs ignore it.
     policy_enforcement: str = "default"
+    #: Names the cluster's DNS resolves to addresses outside it (name -> IPs): the names a lab
+    #: serves itself, for Cilium's toFQDNs (labkit.policy.cilium.fqdn).
+    dns_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def namespace(self, name: str) -> Namespace:
         """The namespace object; a namespace that only pods mention gets no extra labels."""

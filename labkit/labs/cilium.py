@@ -20,29 +20,31 @@ from labkit.labs.common import (
     POLICIES,
     SHOP_APPS,
     SHOP_PORT,
-    Case,
     CheckResult,
-    decoy,
     describe,
+    exercise_check,
     fail,
-    judge_meaning,
+    judge_policy,
     not_attempted,
+    reference,
     remove_policies,
 )
+from labkit.labs.exercise import remove_attempts, summary
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
 
-__all__ = ["ARTICLE_INSTALL", "EXERCISE_POLICY", "NETWORK_POLICIES", "cilium_goal",
+__all__ = ["ARTICLE_INSTALL", "EXERCISE_REFERENCE", "NETWORK_POLICIES", "cilium_goal",
            "clean_slate", "ensure_cilium", "exercise_cnp_frontend_to_api", "identities_shared",
            "kube_proxy_replaced", "live_migration_plan", "network_policies_enforced",
-           "true_install"]
+           "reference", "true_install"]
 
 #: The article's install command (erratum (e), cni-ground-truth.md §6).
 ARTICLE_INSTALL = "helm install cilium cilium/cilium --version 1.15.0"
 #: Labs 01-02's NetworkPolicies, re-applied on Cilium.
 NETWORK_POLICIES = (LAB01_POLICY, POLICIES / "shop")
-EXERCISE_POLICY = "api-from-frontend"
+EXERCISE_ID = "lab04-ex1"
+EXERCISE_REFERENCE = "04-api-from-frontend-cnp"
 CNP = ("cilium.io/v2", "CiliumNetworkPolicy")
 
 
@@ -62,7 +64,7 @@ def ensure_cilium(lab: Lab) -> str:
 
 def clean_slate(lab: Lab) -> list[str]:
     """Delete the shop's NetworkPolicies and CiliumNetworkPolicies (any name, any run)."""
-    removed = remove_policies(lab)
+    removed = remove_attempts(lab) + remove_policies(lab)
     stubs = [{"apiVersion": CNP[0], "kind": CNP[1],
               "metadata": {"name": p.name, "namespace": p.namespace},
               "spec": {"endpointSelector": {}}}
@@ -146,42 +148,29 @@ def network_policies_enforced(lab: Lab) -> CheckResult:
 
 
 # -- exercise -------------------------------------------------------------------------------
+@exercise_check(EXERCISE_ID)
 def exercise_cnp_frontend_to_api(lab: Lab, manifest: Any) -> CheckResult:
     """Exercise: a CiliumNetworkPolicy that lets only the frontend call the API on 8080.
 
-    Judged by meaning over the cluster plus decoys (a pod labelled app=frontend in the
-    API's namespace, another shop-web pod, an address outside the cluster), then applied
-    and probed.
+    Judged by meaning first (labkit.labs.exercise: the engine over the whole cluster plus
+    decoys: another shop-web pod, a pod with the frontend's labels in shop-ops, an outside
+    address, port 9090), then real probes.
     """
     name = "exercise: a CiliumNetworkPolicy for the API"
     if manifest is None:
         return not_attempted(name, "write your CiliumNetworkPolicy in MY_POLICY")
     clean_slate(lab)
-    api = lab.pods("shop-api")[0]
-    decoys = [decoy("shop-api", "decoy-frontend", {"app": "frontend"}, "10.244.250.10", api),
-              decoy("shop-web", "decoy-admin", {"app": "admin"}, "10.244.250.11", api)]
-    cases = [
-        Case("shop-web/frontend", "shop-api/api", SHOP_PORT, True, "the frontend calls the API"),
-        Case("shop-api/db", "shop-api/api", SHOP_PORT, False, "the database is not the frontend"),
-        Case("shop-api/decoy-frontend", "shop-api/api", SHOP_PORT, False,
-             "app=frontend, but in shop-api: a pod selector without the namespace label "
-             "k8s:io.kubernetes.pod.namespace only matches the policy's own namespace"),
-        Case("shop-web/decoy-admin", "shop-api/api", SHOP_PORT, False,
-             "another pod of shop-web: select the frontend, not the namespace"),
-        Case("ip:203.0.113.7", "shop-api/api", SHOP_PORT, False, "the world stays out"),
-        Case("shop-web/frontend", "shop-api/api", 9090, False, "only port 8080"),
-        Case("shop-api/api", "shop-api/db", SHOP_PORT, True,
-             "the policy is about the API's ingress: the API still reaches the database"),
-    ]
-    lines = judge_meaning(lab, manifest, cases, decoys)
-    lab.apply(manifest)
+    applied = judge_policy(lab, name, manifest, EXERCISE_ID, EXERCISE_REFERENCE)
     front = lab.probe("shop-web/frontend", "shop-api/api", SHOP_PORT)
     db = lab.probe("shop-api/db", "shop-api/api", SHOP_PORT)
     if not front.seen.allowed or db.seen.allowed:
         raise fail(name, f"the cluster disagrees: {describe(front)}; {describe(db)}",
                    "the engine accepted your policy; is Cilium Ready? lab.verify_cni()")
     return CheckResult(name, True, "your policy means what the exercise asks, and the cluster "
-                       "does it", [*lines, describe(front), describe(db)], lab.simulated)
+                       "does it", [*applied.removed_note(), "same meaning as the reference over "
+                                   "every pod, the decoys (shop-web/debug, shop-ops/frontend, "
+                                   "an outside address) and port 9090",
+                                   describe(front), describe(db)], lab.simulated)
 
 
 # -- closing check -------------------------------------------------------------------------
@@ -198,5 +187,6 @@ def cilium_goal(lab: Lab) -> CheckResult:
     policies = network_policies_enforced(lab)
     return CheckResult(name, True, "Cilium runs with kube-proxy replacement and enforces the "
                        "course's NetworkPolicies", [verification.to_text().splitlines()[0],
-                                                   kpr.message, policies.message],
+                                                   kpr.message, policies.message,
+                                                   summary(lab, [EXERCISE_ID])],
                        lab.simulated)

@@ -12,9 +12,8 @@ starts from, so any notebook runs on a fresh kernel or a fresh simulated cluster
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +22,9 @@ from labkit.display import SIMULATED_BADGE, escape
 from labkit.display.render import Rendered, html_text
 from labkit.environments import environments_dir
 from labkit.errors import CheckFailed
-from labkit.lab import documents
 from labkit.labs import exercise
 from labkit.labs.exercise import exercise as exercise_check
-from labkit.model import ClusterState, HttpRequest, Pod, Traffic
-from labkit.policy import Engine, add_policy
-from labkit.policy.kinds import parse_documents
+from labkit.model import HttpRequest
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -94,13 +90,16 @@ def reference(name: str) -> str:
     return (environments_dir() / "exercises" / f"{name}.yaml").read_text(encoding="utf-8")
 
 
-def judge_policy(lab: Lab, name: str, answer: Any, exercise_id: str, reference_name: str
+def judge_policy(lab: Lab, name: str, answer: Any, exercise_id: str, reference_name: str,
+                 *, what: str = "MY_POLICY", requests: Sequence[HttpRequest] = ()
                  ) -> exercise.Answer:
     """Apply a policy answer (earlier attempts removed) and compare its meaning with the
-    reference over the whole cluster plus decoys; CheckFailed on the first difference."""
-    applied = exercise.apply_answer(lab, exercise_id, answer, what="MY_POLICY")
+    reference over the whole cluster plus decoys (and ``requests``, for L7 answers);
+    CheckFailed on the first difference."""
+    applied = exercise.apply_answer(lab, exercise_id, answer, what=what)
     _, ref_objects = lab.validate(reference(reference_name))
-    result = exercise.compare(applied.before, applied.objects, ref_objects)
+    result = exercise.compare(applied.before, applied.objects, ref_objects,
+                              requests=requests)
     if result.differences:
         more = len(result.differences) - 1
         raise fail(name, exercise.explain(result.differences[0], result.state, applied.docs)
@@ -162,88 +161,6 @@ def remove_policies(lab: Lab, namespaces: tuple[str, ...] = ("shop-web", "shop-a
         if getattr(p, "kind", "") == "NetworkPolicy" and getattr(p, "namespace", "") in namespaces
     ]
     return lab.delete(stubs) if stubs else []
-
-
-# -- exercises judged by meaning ---------------------------------------------------------------
-@dataclass(frozen=True)
-class Case:
-    """One request an exercise's answer must allow or deny (``want``), and why it matters.
-
-    ``source``/``destination`` are ``ns/app`` (the first pod of that app), a decoy's
-    ``ns/name`` or ``ip:ADDRESS``; ``denial`` pins how a denial must look (``"drop"`` or
-    ``"http-403"``) when that is part of the lesson.
-    """
-
-    source: str
-    destination: str
-    port: int
-    want: bool
-    why: str
-    http: HttpRequest | None = None
-    denial: str | None = None
-
-    def text(self) -> str:
-        req = f" {self.http.method} {self.http.path}" if self.http else ""
-        return f"{self.source} -> {self.destination}:{self.port}{req}"
-
-
-def judge_meaning(lab: Lab, manifest: Any, cases: Sequence[Case], decoys: Sequence[Pod] = (),
-                  *, replaces: Sequence[tuple[str, str]] = ()) -> list[str]:
-    """What the learner's policy *means*, before anything is applied: the engine with the
-    installed CNI's semantics over the cluster's pods plus ``decoys`` (pods placed to
-    catch the usual wrong answers), judged on ``cases``. Policies named in ``replaces``
-    ((kind, namespace/name)) are left out, so only the answer is judged.
-
-    Returns one line per case; raises CheckFailed naming the first wrong case, with the
-    engine's reasons (which policy selected what, which rule did or did not match).
-    """
-    objects = parse_documents(documents(manifest), served=lab.served())
-    state: ClusterState = copy.copy(lab.impl.state())
-    state.pods = {**state.pods, **{p.key: p for p in decoys}}
-    state.policies = [p for p in state.policies
-                      if (getattr(p, "kind", ""), f"{getattr(p, 'namespace', '')}/"
-                          f"{getattr(p, 'name', '')}") not in set(replaces)]
-    for obj in objects:
-        add_policy(state, obj)
-    engine = Engine(state, cni=lab.cni)
-    pods = {p.key: p for p in state.pods.values()}
-    lines = []
-    for case in cases:
-        traffic = Traffic(_endpoint(case.source, pods), _endpoint(case.destination, pods),
-                          case.port, "TCP", case.http)
-        verdict = engine.evaluate(traffic)
-        seen = "allowed" if verdict.allowed else \
-            f"denied ({verdict.denial.value if verdict.denial else 'denied'})"
-        wrong = verdict.allowed != case.want or (
-            case.denial is not None and not verdict.allowed
-            and (verdict.denial.value if verdict.denial else None) != case.denial)
-        if wrong:
-            wanted = "allowed" if case.want else f"denied ({case.denial or 'any way'})"
-            raise CheckFailed(
-                f"your policy gets {case.text()} wrong: it is {seen}, it should be {wanted} "
-                f"({case.why}). The engine's reasons: " + "; ".join(verdict.reasons),
-                hint="compare each selector with the labels of the pods in the reasons")
-        lines.append(f"{case.text()}: {seen}, as it should ({case.why})")
-    return lines
-
-
-def _endpoint(name: str, pods: dict[str, Pod]) -> str:
-    if name.startswith("ip:") or name in pods:
-        return name
-    ns, _, app = name.partition("/")
-    found = sorted(k for k, p in pods.items() if p.namespace == ns and p.labels.get("app") == app
-                   and not p.labels.get("labkit.io/decoy"))
-    if not found:
-        raise CheckFailed(f"no pod {name}", hint="lab.status() shows the running pods")
-    return found[0]
-
-
-def decoy(namespace: str, name: str, labels: dict[str, str], ip: str, template: Pod | None = None
-          ) -> Pod:
-    """A pod that exists only in the judge's model of the cluster (never applied)."""
-    base = template or Pod(namespace, name)
-    return replace(base, namespace=namespace, name=name, ip=ip,
-                   labels={**labels, "labkit.io/decoy": "true"})
 
 
 # -- course set-up: the state a lab starts from ----------------------------------------------

@@ -92,15 +92,39 @@ spec:
   ingress:
     - fromEndpoints: [{matchLabels: {app: frontend}}]
 """
-    with pytest.raises(CheckFailed, match="policy's own namespace|frontend calls the API"):
+    with pytest.raises(CheckFailed, match="policy's own namespace"):
         lc.exercise_cnp_frontend_to_api(lab, wrong)
-    assert not [p for p in lab.impl.state().policies if p.kind == "CiliumNetworkPolicy"]
     too_open = wrong.replace("[{matchLabels: {app: frontend}}]",
                              "[{matchLabels: {k8s:io.kubernetes.pod.namespace: shop-web}}]")
-    with pytest.raises(CheckFailed, match="another pod of shop-web"):
+    with pytest.raises(CheckFailed, match="shop-web/debug"):  # the decoy gets in
         lc.exercise_cnp_frontend_to_api(lab, too_open)
+    # the attempt stays applied until the next one replaces it
+    assert [p.name for p in lab.impl.state().policies
+            if p.kind == "CiliumNetworkPolicy"] == ["api-from-frontend"]
+    no_ports = wrong.replace("[{matchLabels: {app: frontend}}]",
+                             "[{matchLabels: {app: frontend, k8s:io.kubernetes.pod.namespace: "
+                             "shop-web}}]")
+    with pytest.raises(CheckFailed, match="no `toPorts`"):
+        lc.exercise_cnp_frontend_to_api(lab, no_ports)
     right = wrong.replace("[{matchLabels: {app: frontend}}]",
                           "[{matchLabels: {app: frontend, k8s:io.kubernetes.pod.namespace: "
                           "shop-web}}]\n      toPorts: [{ports: [{port: \"8080\"}]}]")
     assert lc.exercise_cnp_frontend_to_api(lab, right).passed
     assert lc.cilium_goal(lab).passed
+
+
+def test_l7_matrix_enforcement_modes_and_fqdn(lab: Lab) -> None:
+    from labkit.labs import l7
+
+    l7.ensure_cilium(lab)
+    lab.apply(l7.L7_POLICIES)
+    assert l7.l7_outcomes(lab, l7.http_matrix(lab)).passed
+    if lab.simulated:  # both are shown on a simulated cluster only
+        assert l7.enforcement_always(lab).passed
+        assert l7.dns_aware_egress(lab).passed
+    wrong = l7.reference("05-products-read-only").replace('"/products/[0-9]+"',
+                                                           '"/products/.*"')
+    with pytest.raises(CheckFailed, match="WHOLE value"):
+        l7.exercise_products_read_only(lab, wrong)
+    assert l7.exercise_products_read_only(lab, l7.reference("05-products-read-only")).passed
+    assert l7.http_goal(lab).passed

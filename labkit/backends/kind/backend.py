@@ -268,7 +268,7 @@ class KindBackend(Backend):
                                    hint="lab.pods() lists them")
             target = probe.Target(i, ip, dns=True) if dns else probe.Target(
                 i, probe.url_for(ip, t.port, t.http), t.http.method if t.http else "GET",
-                headers=tuple(sorted(t.http.headers.items())) if t.http else ())
+                tuple(sorted(t.http.headers.items())) if t.http else ())
             jobs.setdefault(t.source, []).append((t, target))
 
         def exec_script(source: str, script: str) -> process.Result:

@@ -191,7 +191,8 @@ class Cilium(Recipe):
                                "then Lab('cilium').up()")
         values = helm_values(backend.stage)
         # ipam.mode=kubernetes: the agent hands out addresses from node.spec.podCIDR, the /24
-        # the controller-manager gave each node (Cilium docs, "Kubernetes Host Scope").
+        # the controller-manager gave each node when it registered (Cilium docs,
+        # "Kubernetes Host Scope").
         cidrs = cluster.pod_cidrs
         settings = {"kubeProxyReplacement": bool(values.get("kubeProxyReplacement")),
                     "ipam": (values.get("ipam") or {}).get("mode", "cluster-pool"),
@@ -300,6 +301,15 @@ class Cilium(Recipe):
         return backend.dispatch(sim=lambda b: _sim_set_enforcement(b, mode),
                                 kind=lambda b: _kind_set_enforcement(mode))
 
+    # -- names the lab serves itself (DNS-aware policy) ----------------------------------
+    def serve_name(self, target: Any, name: str, ip: str) -> None:
+        """Make the cluster's DNS answer ``name`` with ``ip``, an address outside the cluster
+        (a name the lab serves itself, for toFQDNs). Sim only: on kind this is a CoreDNS
+        ``hosts`` entry and a server on the kind network, which labkit does not set up yet."""
+        backend: Backend = getattr(target, "impl", target)
+        backend.dispatch(sim=lambda b: _sim_serve_name(b, name, ip),
+                         kind=lambda b: _kind_serve_name(name))
+
     # -- kube-proxy replacement, by behaviour -----------------------------------------
     def service_probes(self, target: Any, source: str) -> ServiceProbes:
         """Add a NodePort Service for the API, then probe it and the API's ClusterIP from
@@ -360,6 +370,22 @@ def _sim_set_enforcement(backend: SimBackend, mode: str) -> str:
     c.cni.settings["policyEnforcementMode"] = mode
     c.changed()
     return before
+
+
+def _sim_serve_name(backend: SimBackend, name: str, ip: str) -> None:
+    c = backend.cluster
+    if c.cni is None:
+        raise ClusterError("no CNI is installed [simulated]", hint="lab.install_cni('cilium')")
+    names = dict(c.cni.settings.get("dns_names") or {})
+    names[name.lower().rstrip(".")] = [ip]
+    c.cni.settings["dns_names"] = names
+    c.changed()
+
+
+def _kind_serve_name(name: str) -> None:
+    raise BackendUnsupported(
+        f"labkit cannot serve {name} on a kind cluster yet",
+        hint="DNS-aware egress is modelled on the sim backend (backend='sim')")
 
 
 def _kind_set_enforcement(mode: str) -> str:
