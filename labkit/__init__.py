@@ -4,10 +4,10 @@ The public surface is curated here; ``__all__`` stays sorted (a test checks it).
 Notebooks import from ``labkit`` and nothing else (a test checks that too), so the
 modules behind these names may move freely. Each lab's checks are public under the
 name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 02's,
-``checks_metallb`` lab 03's); ``calico`` and ``metallb`` are the recipe modules.
+``checks_metallb`` lab 03's, ``checks_mesh`` lab 08's); ``calico`` and ``metallb`` are the recipe modules.
 """
 
-from labkit.addons import metallb
+from labkit.addons import gateway_api, metallb
 from labkit.backends.base import ClusterStatus
 from labkit.cni.calico import recipe as calico
 from labkit.cni.cilium import recipe as cilium
@@ -32,6 +32,7 @@ from labkit.labs import calico as checks_calico
 from labkit.labs import cilium as checks_cilium
 from labkit.labs import flannel as checks
 from labkit.labs import l7 as checks_l7
+from labkit.labs import mesh as checks_mesh
 from labkit.labs import metallb as checks_metallb
 from labkit.matrix import ConnectivityMatrix, HttpMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
@@ -66,11 +67,13 @@ __all__ = [
     "checks_calico",
     "checks_cilium",
     "checks_l7",
+    "checks_mesh",
     "checks_metallb",
     "choose_backend",
     "cilium",
     "claims_table",
     "environments_dir",
+    "gateway_api",
     "load_objects",
     "load_versions",
     "metallb",
