@@ -4,7 +4,8 @@ The public surface is curated here; ``__all__`` stays sorted (a test checks it).
 Notebooks import from ``labkit`` and nothing else (a test checks that too), so the
 modules behind these names may move freely. Each lab's checks are public under the
 name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 02's,
-``checks_metallb`` lab 03's, ``checks_mesh`` lab 08's); ``calico`` and ``metallb`` are the recipe modules.
+``checks_metallb`` lab 03's, ``checks_mesh`` lab 08's); ``calico``, ``metallb`` and
+``gateway_api`` are the recipe and add-on modules.
 """
 
 from labkit.addons import gateway_api, metallb

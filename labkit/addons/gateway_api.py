@@ -41,7 +41,6 @@ from labkit.errors import ClusterError
 from labkit.gateway import KINDS as GATEWAY_KINDS
 from labkit.gateway import Request, Result, Router, SplitCheck, draw_split, split_check
 from labkit.gateway.parse import PARSERS
-from labkit.model import endpoints_of
 from labkit.policy.kinds import parse_one
 from labkit.policy.parse import documents_of, read_documents
 from labkit.progress import wait_until
@@ -345,7 +344,7 @@ class SplitRun(Rendered):
     def chart_png(self) -> bytes:
         """A bar chart of observed shares against the weights, with each Wilson interval."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: heavy
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # lazy: heavy
 
         fig = Figure(figsize=(6, 2.8), dpi=96)
         FigureCanvasAgg(fig)
@@ -442,8 +441,10 @@ def count_answers(lines: Sequence[str], pods: Sequence[Any], route: Result, r: R
     by_pod = {}
     for key in route.backends:
         svc = r.services.get(key)
-        for pod, _ in endpoints_of(svc, pods) if svc else []:
-            by_pod[pod.name] = key
+        for pod in pods:
+            if svc and svc.selector and pod.namespace == svc.namespace and \
+                    svc.selector.items() <= pod.labels.items():
+                by_pod[pod.name] = key
     counts: Counter[str] = Counter()
     for line in lines:
         text = line.strip()

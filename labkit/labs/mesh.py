@@ -128,7 +128,7 @@ def mtls_options() -> Table:
           "mTLS per connection through a node-local ztunnel, HBONE on TCP 15008",
           "TCP only; it takes encryption.type, so no WireGuard at the same time; no ClusterMesh; "
           "L4 policies break")
-    t.add("WireGuard (encryption.type=wireguard, lab 06)", "stable",
+    t.add("WireGuard (encryption.type=wireguard; lab 06, planned)", "stable",
           "encrypts pod traffic between nodes (UDP 51871)",
           "no workload identity in the handshake: node-to-node, not mutual TLS")
     t.notes.append("So WireGuard, ztunnel and ClusterMesh cannot share one cluster: the course "

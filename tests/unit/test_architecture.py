@@ -28,7 +28,7 @@ from labkit.policy import engine
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "labkit"
 #: Imported inside functions on purpose: slow to import and needed on one path only.
-LAZY_OK = {"kubernetes", "papermill", "IPython", "nbconvert"}
+LAZY_OK = {"kubernetes", "papermill", "IPython", "nbconvert", "matplotlib"}
 
 
 def modules() -> dict[str, Path]:
