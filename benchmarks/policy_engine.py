@@ -2,6 +2,8 @@
 
     python benchmarks/policy_engine.py --pods 1000 --policies 500 --json
     python benchmarks/policy_engine.py --sweep      # how the cost grows with pods and policies
+    python benchmarks/policy_engine.py --pods 1000 --policies 500 --emit-yaml DIR
+    labkit policy matrix DIR --cni kindnet          # the same cluster, parse to output
 
 The cluster is deterministic for a given size: namespaces of 50 pods, apps of 10
 pods, two tiers of labels, and Kubernetes NetworkPolicies that mix
@@ -17,27 +19,46 @@ import random
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from labkit.model import ContainerPort, Namespace, Pod
 from labkit.policy import Engine, build_state, parse_text
 
 
-def synthetic_objects(pods: int, policies: int, seed: int = 7, native: str = "") -> list[Any]:
-    """The synthetic cluster; with ``native`` (calico|cilium) every other policy is that CNI's
-    own kind, so its selectors, ordering and deny rules are timed too."""
+def synthetic_objects(pods: int, policies: int, seed: int = 7, native: str = "",
+                      pod_ipblocks: bool = True) -> list[Any]:
+    """The synthetic cluster, parsed; see :func:`synthetic_manifests`."""
+    return [obj for name, text in synthetic_manifests(pods, policies, seed, native,
+                                                      pod_ipblocks).items()
+            for obj in parse_text(text, name)]
+
+
+def synthetic_manifests(pods: int, policies: int, seed: int = 7, native: str = "",
+                        pod_ipblocks: bool = True) -> dict[str, str]:
+    """The synthetic cluster as manifests, by file name: namespaces, pods (with their IPs
+    and named ports) and policies. With ``native`` (calico|cilium) every other policy is
+    that CNI's own kind, so its selectors, ordering and deny rules are timed too.
+    ``pod_ipblocks=False`` moves ipBlock peers out of the pod addresses (what Kubernetes
+    leaves undefined, and tools treat differently: see benchmarks/peer.py)."""
     rng = random.Random(seed)
     namespaces = max(1, pods // 50)
     apps = max(1, pods // 10)
-    objects: list[Any] = [Namespace(f"ns{n}", {"team": f"t{n % 5}", "env": "prod" if n % 2
-                                               else "dev"}) for n in range(namespaces)]
+    ns_docs = [f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns{n}, labels: "
+               f"{{team: t{n % 5}, env: {'prod' if n % 2 else 'dev'}}}}}"
+               for n in range(namespaces)]
+    pod_docs = []
     for i in range(pods):
         app = i % apps
-        objects.append(Pod(
-            f"ns{app % namespaces}", f"app{app}-{i}",
-            {"app": f"app{app}", "tier": ("web", "api", "db")[app % 3], "v": f"v{i % 4}"},
-            ip=f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
-            ports=(ContainerPort(80, "TCP", "http"), ContainerPort(5432, "TCP", "pg"))))
+        pod_docs.append(
+            f"apiVersion: v1\nkind: Pod\nmetadata: {{name: app{app}-{i}, namespace: "
+            f"ns{app % namespaces}, labels: {{app: app{app}, tier: "
+            f"{('web', 'api', 'db')[app % 3]}, v: v{i % 4}}}}}\n"
+            "spec: {containers: [{name: app, image: registry.k8s.io/pause:3.10, ports: "
+            "[{containerPort: 80, name: http}, {containerPort: 5432, name: pg}]}]}\n"
+            f"status: {{phase: Running, podIP: 10.{(i >> 16) & 255}.{(i >> 8) & 255}."
+            f"{i & 255}}}")
+    block = "10.0.{0}.0/24, except: [10.0.{0}.0/28]" if pod_ipblocks else \
+        "192.168.{0}.0/24, except: [192.168.{0}.0/28]"
     docs = []
     for p in range(policies):
         ns = f"ns{rng.randrange(namespaces)}"
@@ -47,7 +68,7 @@ def synthetic_objects(pods: int, policies: int, seed: int = 7, native: str = "")
             f"- namespaceSelector: {{matchLabels: {{team: t{rng.randrange(5)}}}}}",
             "- namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [prod]}]}"
             f"\n        podSelector: {{matchLabels: {{tier: {rng.choice(['web', 'api'])}}}}}",
-            "- ipBlock: {{cidr: 10.0.{0}.0/24, except: [10.0.{0}.0/28]}}".format(rng.randrange(4)),
+            "- ipBlock: {cidr: " + block.format(rng.randrange(4)) + "}",
         ])
         port = rng.choice(["80", "http", "5432", "pg"])
         egress = ""
@@ -69,8 +90,19 @@ spec:
   - from:
       {peer}
     ports: [{{port: {port}}}]{egress}""")
-    objects.extend(parse_text("\n---\n".join(docs), "synthetic"))
-    return objects
+    return {name: "\n---\n".join(d) + "\n" for name, d in
+            (("namespaces.yaml", ns_docs), ("pods.yaml", pod_docs), ("policies.yaml", docs))}
+
+
+def emit_yaml(directory: Path, pods: int, policies: int, cni: str, pod_ipblocks: bool
+              ) -> dict[str, Any]:
+    directory.mkdir(parents=True, exist_ok=True)
+    files = synthetic_manifests(pods, policies, native=cni if cni in NATIVE else "",
+                                pod_ipblocks=pod_ipblocks)
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return {"emitted": str(directory), "pods": pods, "policies": policies, "cni": cni,
+            "files": sorted(files)}
 
 
 def calico_policy(p: int, ns: str, app: int, peer: int, rng: random.Random) -> str:
@@ -106,19 +138,23 @@ spec:
 NATIVE = {"calico": calico_policy, "cilium": cilium_policy}
 
 
-def run(pods: int, policies: int, cni: str) -> dict[str, Any]:
+def run(pods: int, policies: int, cni: str, pod_ipblocks: bool = True) -> dict[str, Any]:
     """``seconds``: state, engine and the full matrix; parsing the YAML is timed apart."""
     start = time.perf_counter()
-    objects = synthetic_objects(pods, policies, native=cni if cni in NATIVE else "")
+    objects = synthetic_objects(pods, policies, native=cni if cni in NATIVE else "",
+                                pod_ipblocks=pod_ipblocks)
     parsed = time.perf_counter()
+    cpu = time.process_time()
     state = build_state(objects)
     engine = Engine(state, cni)
     names = sorted(state.pods)
     grid = engine.reachability(names, names, 80, "TCP")
     seconds = time.perf_counter() - parsed
+    cpu = time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"pods": pods, "policies": policies, "cni": cni, "pairs": grid.pairs,
             "allowed": grid.allowed_count(), "seconds": round(seconds, 4),
+            "cpu_seconds": round(cpu, 4),
             "parse_seconds": round(parsed - start, 4),
             "peak_rss_mb": round(peak_kb / 1024, 1)}
 
@@ -131,12 +167,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON line per run (default)")
     parser.add_argument("--sweep", action="store_true",
                         help="run a series of sizes to show how the cost grows")
+    parser.add_argument("--emit-yaml", metavar="DIR", type=Path,
+                        help="write the cluster as plain manifests to DIR instead of timing it")
+    parser.add_argument("--external-ipblocks", action="store_true",
+                        help="ipBlock peers outside the pod addresses (for peer comparisons)")
     args = parser.parse_args(argv)
+    if args.emit_yaml:
+        print(json.dumps(emit_yaml(args.emit_yaml, args.pods, args.policies, args.cni,
+                                   not args.external_ipblocks)))
+        return 0
     sizes = [(args.pods, args.policies)]
     if args.sweep:
         sizes = [(250, 125), (500, 250), (1000, 500), (2000, 1000), (1000, 125), (1000, 1000)]
     for pods, policies in sizes:
-        print(json.dumps(run(pods, policies, args.cni)), flush=True)
+        print(json.dumps(run(pods, policies, args.cni, not args.external_ipblocks)), flush=True)
     return 0
 
 

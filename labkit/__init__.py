@@ -8,6 +8,9 @@ name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 0
 ``gateway_api`` are the recipe and add-on modules.
 """
 
+# Before anything loads nbformat (the CLI's course runner does): jsonschema then finds
+# rfc3987_syntax deferred instead of building its grammars (labkit/imports.py).
+from labkit import imports as _imports  # noqa: F401
 from labkit.addons import gateway_api, metallb
 from labkit.backends.base import ClusterStatus
 from labkit.cni.calico import recipe as calico
@@ -28,6 +31,8 @@ from labkit.errors import (
     UnknownKindError,
 )
 from labkit.gateway import SplitCheck, route_requests, split_check
+from labkit.hubble import Flow, FlowLog, ServiceMap, parse_flows, read_flows
+from labkit.hubble import suggest as suggest_policies
 from labkit.lab import Lab, choose_backend
 from labkit.labs import calico as checks_calico
 from labkit.labs import cilium as checks_cilium
@@ -48,12 +53,15 @@ __all__ = [
     "ContextRefused",
     "Denial",
     "Engine",
+    "Flow",
+    "FlowLog",
     "HttpMatrix",
     "HttpRequest",
     "Lab",
     "LabkitError",
     "ManifestError",
     "Observation",
+    "ServiceMap",
     "SplitCheck",
     "Stage",
     "Table",
@@ -78,11 +86,14 @@ __all__ = [
     "load_objects",
     "load_versions",
     "metallb",
+    "parse_flows",
     "parse_text",
     "pinned_versions",
     "plan_table",
+    "read_flows",
     "route_requests",
     "run_doctor",
     "simulated_banner",
     "split_check",
+    "suggest_policies",
 ]

@@ -18,6 +18,7 @@ from labkit.course.images.cli import register as register_images
 from labkit.course.runner import parse_parameter, run_course
 from labkit.errors import LabkitError
 from labkit.gateway.cli import register as register_mesh
+from labkit.hubble.cli import register as register_hubble
 from labkit.lab import Lab
 from labkit.policy.cli import register as register_policy
 
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_policy(sub)
     register_mesh(sub)
+    register_hubble(sub)
     register_images(sub)
     return parser
 

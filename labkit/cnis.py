@@ -51,6 +51,8 @@ class CniProfile:
     enforces: frozenset[str] = frozenset()
     #: Whether it enforces L7 (HTTP) rules inside policies.
     l7: bool = False
+    #: Whether it records flows that ``hubble observe`` reads (Cilium's Hubble, in the agent).
+    hubble: bool = False
     #: Which policy semantics judge traffic: a key of ``labkit.policy.engine.SEMANTICS``.
     semantics: str | None = None
     #: API versions its CRDs add to the API server, and every API group it owns.
@@ -123,6 +125,7 @@ CNIS: dict[str, CniProfile] = {
         enforces=frozenset({NETWORK_POLICY, CILIUM_NETWORK_POLICY,
                             CILIUM_CLUSTERWIDE_NETWORK_POLICY}),
         l7=True,
+        hubble=True,
         semantics="cilium",
         crd_apis=("cilium.io/v2",),
         crd_groups=("cilium.io",),

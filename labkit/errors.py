@@ -8,6 +8,7 @@
     ├── ClusterError           the cluster is missing, not ready, or not ours
     │   └── ContextRefused     the kube context is not a lab cluster
     ├── BackendUnsupported     the chosen backend cannot do this
+    ├── FlowError              a Hubble flow file line that is not what Hubble writes
     └── CheckFailed            a learner self-check or a lab's closing check failed
 """
 
@@ -101,6 +102,11 @@ class ContextRefused(ClusterError):
 
 class BackendUnsupported(LabkitError):
     """The selected backend cannot perform this operation."""
+
+
+class FlowError(LabkitError):
+    """A line of a Hubble flow file that is not what ``hubble observe`` writes (file:line,
+    and the field when one has the wrong type)."""
 
 
 class CheckFailed(LabkitError):

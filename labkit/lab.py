@@ -28,7 +28,7 @@ from labkit.display import Callout
 from labkit.environments import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
 from labkit.matrix import ConnectivityMatrix, HttpMatrix
-from labkit.model import HttpRequest, Node, Pod, Traffic, short_names
+from labkit.model import HttpRequest, Node, Pod, short_names
 from labkit.policy import Engine, served_kinds
 from labkit.policy.kinds import parse_documents
 from labkit.policy.parse import documents_of, read_documents
@@ -39,6 +39,7 @@ from labkit.tools.process import Result
 if TYPE_CHECKING:
     from labkit.capture import Capture
     from labkit.cni import Verification
+    from labkit.hubble.log import FlowLog
     from labkit.matrix import Cell, ConnectivityMatrix
 
 BACKENDS = ("auto", "kind", "sim")
@@ -268,13 +269,7 @@ class Lab:
         expected = ConnectivityMatrix.expected(Engine(state, cni=None), srcs, dsts, ports,
                                                http=http, title=title,
                                                labels=short_names([*srcs, *dsts], state.pods))
-        traffic = [Traffic(c.source, c.destination, c.port, c.protocol, c.expected.traffic.http)
-                   for c in expected.cells.values()]
-        wanted = {t: expected.cells[(t.source, t.destination, t.port, t.protocol)]
-                  .expected.allowed for t in traffic}
-        observed = self._backend.observe(traffic, wanted)
-        return expected.with_observed(
-            {(t.source, t.destination, t.port, t.protocol): o for t, o in observed.items()})
+        return self._backend.observe_matrix(expected)
 
     def http_matrix(self, sources: Iterable[str], destination: str,
                     requests: Iterable[HttpRequest], port: int = 8080, *,
@@ -320,6 +315,16 @@ class Lab:
         src, dst = self.resolve(source), self.resolve(destination)
         spec = CaptureSpec(src, dst, port, http, node or "", interface, filter, count, seconds)
         return self._backend.capture(spec, lambda: self.probe(src, dst, port, http=http))
+
+    def flows(self, last: int | None = None) -> FlowLog:
+        """Hubble's flows (kind: from every Cilium agent; sim: the simulated flows of the
+        probes answered so far), as typed data: ``.to_dataframe()``, ``.service_map()``."""
+        cni = self.cni
+        if cni is None or not cnis.CNIS[cni].hubble:
+            raise BackendUnsupported(
+                f"Hubble needs Cilium; this cluster runs {cni or 'no CNI'}",
+                hint="use the stage 'cilium' and install Cilium first")
+        return self.impl.hubble_flows(last)
 
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result:

@@ -8,17 +8,19 @@ A matrix renders as a compact text grid, as HTML in Jupyter, and as JSON.
 from __future__ import annotations
 
 import html
+import io
+import itertools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TextIO
 
 from labkit.display.render import SIMULATED_BADGE, Rendered, text_table
 from labkit.errors import CheckFailed
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy.engine import Engine
-
-Key = tuple[str, str, int, str]  # source, destination, port, protocol
+from labkit.policy.grid import Grid, Key, Layers, Port, bitstring, differ
+from labkit.policy.ir import iter_bits
 
 #: What a learner reads in a cell: opened, dropped (the client times out), or refused by an
 #: HTTP rule (Envoy's 403).
@@ -134,118 +136,259 @@ class Cell:
         }
 
 
-class ConnectivityMatrix(Rendered):
-    """Cells for every (source, destination, port); rows are sources, columns destinations."""
+#: Above this many cells, JSON holds one string of outcome codes per row (see ROW_CODES)
+#: instead of one object per cell with its reasons; ``explain=True`` forces the cells.
+COMPACT_ABOVE = 10_000
+#: Above this many cells, HTML tooltips carry reasons only for the cells that differ.
+HTML_REASONS_UP_TO = 2_500
+#: The compact JSON form's codes, one character per cell.
+ROW_CODES = {".": "allowed", "X": "dropped (times out)", "F": "HTTP 403",
+             "R": "connection refused", "?": "not observed"}
+#: At most this many differing cells are listed, explained, under a text or HTML matrix.
+MISMATCH_LINES = 50
+_ALLOW_CODE = str.maketrans("10", ".X")
+#: Row codes (ROW_CODES) as the glyphs a learner reads.
+_SHOWN = {".": GLYPHS["allowed"], "X": GLYPHS[Denial.DROP], "F": GLYPHS[Denial.HTTP_403]}
 
-    def __init__(self, sources: Sequence[str], destinations: Sequence[str],
-                 ports: Sequence[tuple[int, str]], cells: Mapping[Key, Cell],
-                 *, title: str = "", simulated: bool = False,
-                 labels: Mapping[str, str] | None = None) -> None:
-        self.sources = tuple(sources)
-        self.destinations = tuple(destinations)
-        self.ports = tuple(ports)
-        self.cells = dict(cells)
+
+@dataclass
+class Observed:
+    """What the data plane did, as bitsets per port, and each cell's observation on demand."""
+
+    layers: dict[Port, Layers]
+    lookup: Callable[[Key], Observation]
+    simulated: bool = False
+
+
+class ConnectivityMatrix(Rendered):
+    """Every (source, destination, port): rows are sources, columns destinations.
+
+    Made of an expected :class:`~labkit.policy.grid.Grid` and, once probed, an
+    :class:`Observed` one: both bitsets. Counting, comparing and rendering read the bits;
+    a :class:`Cell` (with its explained verdict and observation) is built when asked for:
+    ``cell()``, ``diff()``, ``cells[key]``, and the cells JSON form.
+    """
+
+    def __init__(self, grid: Grid, observed: Observed | None = None, *, title: str = "",
+                 simulated: bool = False, labels: Mapping[str, str] | None = None) -> None:
+        self.grid = grid
+        self.observed = observed
         self.title = title
-        self.simulated = simulated
+        self.simulated = simulated or (observed is not None and observed.simulated)
         #: What the learner calls each endpoint (``frontend``, ``api-1``); keys elsewhere.
         self.labels = dict(labels or {})
 
     def label(self, key: str) -> str:
         return self.labels.get(key, key)
 
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.grid.sources
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        return self.grid.destinations
+
+    @property
+    def ports(self) -> tuple[Port, ...]:
+        return self.grid.ports
+
+    @property
+    def cells(self) -> Mapping[Key, Cell]:
+        """Every cell by (source, destination, port, protocol), each built when read."""
+        return _Cells(self)
+
     @classmethod
     def expected(cls, engine: Engine, sources: Sequence[str], destinations: Sequence[str],
                  ports: Iterable[tuple[int, str]] = ((80, "TCP"),), *,
                  http: HttpRequest | None = None, title: str = "",
                  labels: Mapping[str, str] | None = None) -> ConnectivityMatrix:
-        """The expected side: one explained verdict per cell."""
-        ports = tuple(ports)
-        traffic = [Traffic(s, d, p, proto, http if proto == "TCP" else None)
-                   for p, proto in ports for s in sources for d in destinations]
-        verdicts = engine.evaluate_all(traffic)
-        cells = {(t.source, t.destination, t.port, t.protocol):
-                 Cell(t.source, t.destination, t.port, t.protocol, v,
-                      names=((labels or {}).get(t.source, ""),
-                             (labels or {}).get(t.destination, "")))
-                 for t, v in zip(traffic, verdicts, strict=True)}
-        return cls(sources, destinations, ports, cells, title=title, labels=labels)
+        """The expected side, from the engine's bitset grid."""
+        return cls(engine.grid(sources, destinations, ports, http=http), title=title,
+                   labels=labels)
 
-    def with_observed(self, observed: Mapping[Key, Observation]) -> ConnectivityMatrix:
-        unknown = set(observed) - set(self.cells)
+    def with_observed(self, observed: Mapping[Key, Observation] | Observed
+                      ) -> ConnectivityMatrix:
+        """This matrix with observations: a whole :class:`Observed` grid, or some cells'
+        (added to those already observed)."""
+        if isinstance(observed, Observed):
+            return ConnectivityMatrix(self.grid, observed, title=self.title,
+                                      simulated=self.simulated, labels=self.labels)
+        unknown = [k for k in observed if k not in self.grid]
         if unknown:
             raise KeyError(f"observations for cells not in the matrix: {sorted(unknown)[:3]}")
-        cells = {k: replace(c, observed=observed.get(k, c.observed)) for k, c in self.cells.items()}
-        simulated = self.simulated or any(o.simulated for o in observed.values())
-        return ConnectivityMatrix(self.sources, self.destinations, self.ports, cells,
-                                  title=self.title, simulated=simulated, labels=self.labels)
+        before = self.observed
+        rows = len(self.sources)
+        layers = {p: before.layers[p].copy() if before else Layers.empty(rows)
+                  for p in self.ports}
+        for (src, dst, port, proto), o in observed.items():
+            i, j = self.grid.position(src, dst)
+            layers[(port, proto)].set(i, j, o.allowed, o.denial)
+        given = dict(observed)
+
+        def lookup(key: Key) -> Observation:
+            found = given.get(key)
+            if found is None and before is not None:
+                return before.lookup(key)
+            assert found is not None
+            return found
+
+        simulated = (before is not None and before.simulated) or \
+            any(o.simulated for o in given.values())
+        return ConnectivityMatrix(self.grid, Observed(layers, lookup, simulated),
+                                  title=self.title, simulated=self.simulated, labels=self.labels)
 
     # -- queries -----------------------------------------------------------------------
     def cell(self, source: str, destination: str, port: int | None = None,
              protocol: str = "TCP") -> Cell:
-        port = self.ports[0][0] if port is None else port
-        return self.cells[(source, destination, port, protocol)]
+        number, proto = self.grid.port(port, protocol)
+        return self._cell((source, destination, number, proto))
+
+    def _cell(self, key: Key) -> Cell:
+        src, dst, port, proto = key
+        i, j = self.grid.position(src, dst)
+        observation = None
+        if self.observed is not None and (self.observed.layers[(port, proto)].known[i] >> j) & 1:
+            observation = self.observed.lookup(key)
+        return Cell(src, dst, port, proto, self.grid.explain(src, dst, port, proto), observation,
+                    names=(self.labels.get(src, ""), self.labels.get(dst, "")))
+
+    def _differ(self, port: Port, i: int) -> int:
+        if self.observed is None:
+            return 0
+        return differ(self.grid.layers[port], self.observed.layers[port], i)
+
+    def differing(self) -> Iterator[Key]:
+        """The keys of the cells observed otherwise than expected, without building them."""
+        for port in self.ports:
+            for i, src in enumerate(self.sources):
+                for j in iter_bits(self._differ(port, i)):
+                    yield src, self.destinations[j], port[0], port[1]
 
     def diff(self) -> list[Cell]:
         """Observed cells that differ from expected: findings to show and explain."""
-        return [c for c in self.cells.values() if c.matches is False]
+        return [self._cell(k) for k in self.differing()]
 
     @property
     def observed_count(self) -> int:
-        return sum(1 for c in self.cells.values() if c.observed is not None)
+        if self.observed is None:
+            return 0
+        return sum(row.bit_count() for layers in self.observed.layers.values()
+                   for row in layers.known)
+
+    def differ_count(self) -> int:
+        return sum(self._differ(p, i).bit_count() for p in self.ports
+                   for i in range(len(self.sources)))
 
     def summary(self) -> str:
-        total = len(self.cells)
-        if not self.observed_count:
-            allowed = sum(1 for c in self.cells.values() if c.expected.allowed)
-            return f"expected: {allowed} of {plural(total, 'connection')} allowed"
-        differ = len(self.diff())
+        total = self.grid.cells
+        observed = self.observed_count
+        if not observed:
+            return (f"expected: {self.grid.allowed_count()} of {plural(total, 'connection')} "
+                    "allowed")
+        differ = self.differ_count()
         label = " (simulated)" if self.simulated else ""
         agree = "observed matches expected" if not differ else \
             f"{differ} {'differs' if differ == 1 else 'differ'} from expected"
-        return f"observed{label}: {self.observed_count} of {plural(total, 'cell')}, {agree}"
+        return f"observed{label}: {observed} of {plural(total, 'cell')}, {agree}"
 
-    def mismatch_lines(self) -> list[str]:
-        """One line per differing cell, in the learner's names: why each side says what."""
-        return [f"{self.label(c.source)} → {self.label(c.destination)} {c.protocol}/{c.port}: "
-                f"{c.why()}" for c in self.diff()]
+    def mismatch_lines(self, limit: int | None = MISMATCH_LINES) -> list[str]:
+        """One line per differing cell, in the learner's names: why each side says what
+        (the first ``limit`` of them, then how many more)."""
+        keys = list(itertools.islice(self.differing(), limit)) if limit is not None else \
+            list(self.differing())
+        lines = [f"{self.label(src)} → {self.label(dst)} {proto}/{port}: "
+                 f"{self._cell((src, dst, port, proto)).why()}"
+                 for src, dst, port, proto in keys]
+        more = self.differ_count() - len(keys)
+        if more > 0:
+            lines.append(f"... and {plural(more, 'more cell')} (matrix.diff() lists them all)")
+        return lines
 
     # -- rendering ---------------------------------------------------------------------
+    def _shown(self, port: Port, i: int) -> tuple[int, int]:
+        """Row ``i``'s (allowed, HTTP 403) bits as shown: observed where probed, else expected."""
+        exp = self.grid.layers[port]
+        if self.observed is None:
+            return exp.allowed[i], exp.forbidden[i]
+        obs = self.observed.layers[port]
+        known = obs.known[i]
+        return ((obs.allowed[i] & known) | (exp.allowed[i] & ~known),
+                (obs.forbidden[i] & known) | (exp.forbidden[i] & ~known))
+
+    def _row_glyphs(self, port: Port, i: int) -> tuple[str, dict[int, str]]:
+        """Row ``i`` as one code per cell (ROW_CODES) and, for the cells observed otherwise
+        than expected, their ``expected → observed`` glyph."""
+        n = len(self.destinations)
+        allowed, forbidden = self._shown(port, i)
+        codes = bitstring(allowed, n).translate(_ALLOW_CODE)
+        if forbidden:
+            chars = list(codes)
+            for j in iter_bits(forbidden):
+                chars[j] = "F"
+            codes = "".join(chars)
+        marks = self._differ(port, i)
+        if not marks:
+            return codes, {}
+        exp = _codes(self.grid.layers[port], i, n)
+        return codes, {j: f"{_SHOWN[exp[j]]} → {_SHOWN[codes[j]]}" for j in iter_bits(marks)}
+
     def to_text(self) -> str:
-        lines = [self.title] if self.title else []
+        return "\n".join(self.text_lines())
+
+    def text_lines(self) -> Iterator[str]:
+        """The text grid line by line (for writing a large one without holding it)."""
+        if self.title:
+            yield self.title
         rows = [self.label(src) for src in self.sources]
         cols = [self.label(d) for d in self.destinations]
-        for port, proto in self.ports:
-            lines.append(f"{proto}/{port}  (rows: from, columns: to)")
-            grid = [["", *cols]] + [
-                [row, *(self.cells[(src, d, port, proto)].glyph for d in self.destinations)]
-                for row, src in zip(rows, self.sources, strict=True)]
-            widths = [max(len(r[i]) for r in grid) for i in range(len(grid[0]))]
-            lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                      for r in grid]
-        lines.append(LEGEND)
-        lines.append(self.summary())
-        lines += [f"  {line}" for line in self.mismatch_lines()]
-        return "\n".join(lines)
+        left = max((len(r) for r in rows), default=0)
+        for port in self.ports:
+            yield f"{port[1]}/{port[0]}  (rows: from, columns: to)"
+            glyphs = [self._row_glyphs(port, i) for i in range(len(self.sources))]
+            # one width for every column: rows of any size render in one pass
+            width = max([1, *map(len, cols), *(len(g) for _, m in glyphs for g in m.values()),
+                         *(3 for c, _ in glyphs if "F" in c)])
+            wide = str.maketrans({c: g.ljust(width) + "  " for c, g in _SHOWN.items()})
+            yield ("  ".join([" " * left, *(c.ljust(width) for c in cols)])).rstrip()
+            for row, (codes, marks) in zip(rows, glyphs, strict=True):
+                if marks:
+                    cells = [_SHOWN[c].ljust(width) + "  " for c in codes]
+                    for j, text in marks.items():
+                        cells[j] = text.ljust(width) + "  "
+                    line = "".join(cells)
+                else:
+                    line = codes.translate(wide)
+                yield f"{row.ljust(left)}  {line}".rstrip()
+        yield LEGEND
+        yield self.summary()
+        yield from (f"  {line}" for line in self.mismatch_lines())
 
     def _repr_html_(self) -> str:
         e = html.escape
+        reasons = self.grid.cells <= HTML_REASONS_UP_TO
         parts = ['<div class="labkit-matrix">']
         if self.title:
             parts.append(f"<strong>{e(self.title)}</strong>")
         if self.simulated:
             parts.append(f" {SIMULATED_BADGE}")
-        for port, proto in self.ports:
+        for port in self.ports:
             parts.append('<table style="border-collapse:collapse">'
-                         f'<caption style="text-align:left">{proto}/{port} &mdash; rows: from, '
-                         "columns: to</caption><tr><th></th>")
+                         f'<caption style="text-align:left">{port[1]}/{port[0]} &mdash; rows: '
+                         "from, columns: to</caption><tr><th></th>")
             parts += [f'<th title="{e(d)}" style="text-align:left;padding:2px 6px">'
                       f"{e(self.label(d))}</th>" for d in self.destinations]
             parts.append("</tr>")
-            for src in self.sources:
+            for i, src in enumerate(self.sources):
                 parts.append(f'<tr><th title="{e(src)}" style="text-align:left;padding:2px 6px">'
                              f"{e(self.label(src))}</th>")
-                for d in self.destinations:
-                    parts.append(_html_cell(self.cells[(src, d, port, proto)]))
+                codes, marks = self._row_glyphs(port, i)
+                for j, dst in enumerate(self.destinations):
+                    shown = _SHOWN[codes[j]]
+                    key = (src, dst, *port)
+                    tip = (f"{src} → {dst}\n{self._cell(key).why(every_reason=True)}"
+                           if reasons or j in marks else f"{src} → {dst}\n{shown}")
+                    parts.append(_html_cell(marks.get(j, shown), shown, j in marks, tip))
                 parts.append("</tr>")
             parts.append("</table>")
         parts.append(f"<div>{_HTML_LEGEND}</div><div>{e(self.summary())}</div>")
@@ -255,20 +398,105 @@ class ConnectivityMatrix(Rendered):
         parts.append("</div>")
         return "".join(parts)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "simulated": self.simulated,
-            "sources": list(self.sources),
-            "destinations": list(self.destinations),
-            "ports": [f"{p}/{proto}" for p, proto in self.ports],
-            "cells": [c.as_dict() for c in self.cells.values()],
-            "summary": {"cells": len(self.cells), "observed": self.observed_count,
-                        "differ": len(self.diff())},
-        }
+    # -- JSON --------------------------------------------------------------------------
+    def compact(self, explain: bool | None = None) -> bool:
+        """Whether JSON takes the compact rows form (see COMPACT_ABOVE)."""
+        return not explain and self.grid.cells > COMPACT_ABOVE
 
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.as_dict(), **kwargs)  # compact by default, unlike Rendered
+    def as_dict(self, explain: bool | None = None) -> dict[str, Any]:
+        return json.loads(self.to_json(explain=explain))
+
+    def to_json(self, *, explain: bool | None = None, **kwargs: Any) -> str:
+        """Compact JSON by default, unlike Rendered; ``json.dumps`` options reformat it."""
+        out = io.StringIO()
+        self.write_json(out, explain=explain)
+        return json.dumps(json.loads(out.getvalue()), **kwargs) if kwargs else out.getvalue()
+
+    def write_json(self, out: TextIO, *, explain: bool | None = None,
+                   first: Mapping[str, Any] | None = None) -> None:
+        """Stream the matrix as JSON, piece by piece (constant memory beyond the grid).
+
+        Small matrices (and ``explain=True``) list every cell with its reasons; large ones
+        give, per port, one string per source with a code per destination (ROW_CODES).
+        ``first``: fields to put before the matrix's own.
+        """
+        dumps = json.dumps
+        compact = self.compact(explain)
+        head = {**(first or {}), "title": self.title, "simulated": self.simulated,
+                "sources": list(self.sources), "destinations": list(self.destinations),
+                "ports": [f"{p}/{proto}" for p, proto in self.ports],
+                "format": "rows" if compact else "cells"}
+        out.write(dumps(head)[:-1])
+        if compact:
+            out.write(', "codes": ' + dumps(ROW_CODES))
+            for name, rows in (("expected", self._expected_codes),
+                               ("observed", self._observed_codes)):
+                if name == "observed" and self.observed is None:
+                    out.write(', "observed": null')
+                    continue
+                out.write(f', "{name}": {{')
+                for n, port in enumerate(self.ports):
+                    out.write(f'{", " if n else ""}"{port[0]}/{port[1]}": [')
+                    for i in range(len(self.sources)):
+                        out.write(("," if i else "") + '"' + rows(port, i) + '"')
+                    out.write("]")
+                out.write("}")
+            out.write(', "differ": [')
+            for n, (src, dst, number, proto) in enumerate(self.differing()):
+                out.write((", " if n else "") + dumps({"from": src, "to": dst,
+                                                       "port": f"{number}/{proto}"}))
+            out.write("]")
+        else:
+            out.write(', "cells": [')
+            for n, key in enumerate(self.grid.cell_keys()):
+                out.write((", " if n else "") + dumps(self._cell(key).as_dict()))
+            out.write("]")
+        summary = {"cells": self.grid.cells, "allowed": self.grid.allowed_count(),
+                   "observed": self.observed_count, "differ": self.differ_count()}
+        out.write(', "summary": ' + dumps(summary) + "}")
+
+    def _expected_codes(self, port: Port, i: int) -> str:
+        return _codes(self.grid.layers[port], i, len(self.destinations))
+
+    def _observed_codes(self, port: Port, i: int) -> str:
+        assert self.observed is not None
+        return _codes(self.observed.layers[port], i, len(self.destinations))
+
+
+def _codes(layers: Layers, i: int, width: int) -> str:
+    """One row in ROW_CODES."""
+    codes = bitstring(layers.allowed[i], width).translate(_ALLOW_CODE)
+    full = (1 << width) - 1
+    patches = ((layers.forbidden[i], "F"), (layers.refused[i], "R"),
+               (full & ~layers.known[i], "?"))
+    if not any(bits for bits, _ in patches):
+        return codes
+    chars = list(codes)
+    for bits, code in patches:
+        for j in iter_bits(bits):
+            chars[j] = code
+    return "".join(chars)
+
+
+class _Cells(Mapping[Key, Cell]):
+    """A matrix's cells as a mapping; each cell is built (and explained) when read."""
+
+    def __init__(self, matrix: ConnectivityMatrix) -> None:
+        self._m = matrix
+
+    def __getitem__(self, key: Key) -> Cell:
+        if key not in self._m.grid:
+            raise KeyError(key)
+        return self._m._cell(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._m.grid
+
+    def __iter__(self) -> Iterator[Key]:
+        return self._m.grid.cell_keys()
+
+    def __len__(self) -> int:
+        return self._m.grid.cells
 
 
 _COLOURS = {"✓": "#d9f2d9", "✗": "#f7d4d4", "403": "#fde7c2"}
@@ -285,15 +513,32 @@ _HTML_LEGEND = "".join(
     ))
 
 
-def _html_cell(cell: Cell) -> str:
-    seen = cell.observed
-    glyph = _glyph(seen.allowed, seen.denial) if seen else \
-        _glyph(cell.expected.allowed, cell.expected.denial)
-    colour = _COLOURS.get(glyph, "#fff")
-    border = "3px solid #c00" if cell.matches is False else "1px solid #ccc"
-    tip = f"{cell.source} → {cell.destination}\n{cell.why(every_reason=True)}"
+def _html_cell(glyph: str, shown: str, differs: bool, tip: str) -> str:
+    """One cell: ``glyph`` as text (``expected → observed`` where they differ), coloured by
+    what was ``shown`` (observed where probed)."""
+    colour = _COLOURS.get(shown, "#fff")
+    border = "3px solid #c00" if differs else "1px solid #ccc"
     return (f'<td title="{html.escape(tip)}" style="background:{colour};border:{border};'
-            f'text-align:left;padding:2px 6px">{html.escape(cell.glyph)}</td>')
+            f'text-align:left;padding:2px 6px">{html.escape(glyph)}</td>')
+
+
+def _html_head(title: str, simulated: bool) -> list[str]:
+    """The opening of a matrix's HTML: its title and the simulated badge."""
+    parts = ['<div class="labkit-matrix">']
+    if title:
+        parts.append(f"<strong>{html.escape(title)}</strong>")
+    if simulated:
+        parts.append(f" {SIMULATED_BADGE}")
+    return parts
+
+
+def _cell_html(cell: Cell) -> str:
+    """One HTTP-matrix cell (:func:`_html_cell` on the cell's own glyph and tooltip)."""
+    seen = cell.observed
+    shown = _glyph(seen.allowed, seen.denial) if seen else \
+        _glyph(cell.expected.allowed, cell.expected.denial)
+    tip = f"{cell.source} → {cell.destination}\n{cell.why(every_reason=True)}"
+    return _html_cell(cell.glyph, shown, cell.matches is False, tip)
 
 
 def request_label(request: HttpRequest) -> str:
@@ -397,11 +642,7 @@ class HttpMatrix(Rendered):
 
     def _repr_html_(self) -> str:
         e = html.escape
-        parts = ['<div class="labkit-matrix">']
-        if self.title:
-            parts.append(f"<strong>{e(self.title)}</strong>")
-        if self.simulated:
-            parts.append(f" {SIMULATED_BADGE}")
+        parts = _html_head(self.title, self.simulated)
         parts.append('<table style="border-collapse:collapse">'
                      f"<caption>requests to {e(self._name(self.destination))} on "
                      f"TCP/{self.port}</caption><tr><th></th>")

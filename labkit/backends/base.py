@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from labkit.backends.sim.backend import SimBackend
     from labkit.capture import Capture, CaptureSpec
     from labkit.environments import Stage
-    from labkit.matrix import Cell, Observation
+    from labkit.hubble.log import FlowLog
+    from labkit.matrix import Cell, ConnectivityMatrix, Observation
     from labkit.progress import Progress
 
 T = TypeVar("T")
@@ -213,9 +214,23 @@ class Backend(ABC):
                 ) -> dict[Traffic, Observation]:
         """What the data plane does with each connection (``expected`` guides retries)."""
 
+    def observe_matrix(self, expected: ConnectivityMatrix) -> ConnectivityMatrix:
+        """``expected`` with every cell observed; here, one probe per cell (``observe``)."""
+        grid = expected.grid
+        traffic = [grid.traffic(k) for k in grid.cell_keys()]
+        wanted = {t: grid.allowed(t.source, t.destination, t.port, t.protocol) for t in traffic}
+        observed = self.observe(traffic, wanted)
+        return expected.with_observed(
+            {(t.source, t.destination, t.port, t.protocol): o for t, o in observed.items()})
+
     @abstractmethod
     def exec(self, pod: str, argv: Sequence[str], *, container: str = "",
              timeout: float = 60) -> Result: ...
+
+    @abstractmethod
+    def hubble_flows(self, last: int | None = None) -> FlowLog:
+        """The last ``last`` flows Hubble recorded (all it holds when None); the Lab calls it
+        only on a cluster that runs Cilium."""
 
     @abstractmethod
     def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:

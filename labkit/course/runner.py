@@ -20,12 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import nbformat
 import yaml
 
-from labkit.course.kernel import QuietShutdownKernelManager
 from labkit.display import Table, escape, simulated_banner
 from labkit.errors import LabkitError
+from labkit.imports import defer_rfc3987_syntax
 from labkit.lab import choose_backend
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -238,9 +237,75 @@ def _fresh_sim_home(out: Path | None) -> Iterator[None]:
             os.environ["LABKIT_HOME"] = before
 
 
+ENGINE = "labkit"
+
+
+def register_engine() -> str:
+    """Register (once) papermill's engine for the course and return its name.
+
+    papermill's own engine writes the whole notebook (re-validating it) when each cell
+    starts and ends: quadratic in the notebook's length. This one writes when the notebook
+    starts, when a cell fails, and at the end (papermill then writes the final notebook
+    too); its time-based autosave during long cells (on kind) is kept.
+    """
+    defer_rfc3987_syntax()
+    import papermill.engines as engines  # lazy: heavy, optional (the 'lab' extra)
+
+    if ENGINE in engines.papermill_engines._engines:
+        return ENGINE
+
+    class Manager(engines.NotebookExecutionManager):
+        holding = False
+
+        def save(self, **kwargs: Any) -> None:
+            if not self.holding:
+                super().save(**kwargs)
+
+        def _held(self, step: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+            self.holding = True
+            try:
+                step(*args, **kwargs)
+            finally:
+                self.holding = False
+
+        def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+            self._held(super().cell_start, cell, cell_index, **kwargs)
+
+        def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any
+                          ) -> None:
+            self._held(super().cell_complete, cell, cell_index, **kwargs)
+
+        def cell_exception(self, cell: Any, cell_index: int | None = None, **kwargs: Any
+                           ) -> None:
+            super().cell_exception(cell, cell_index, **kwargs)
+            self.save()
+
+    class SparseSaves(engines.NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None,
+                             progress_bar: bool = True, log_output: bool = False,
+                             autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+            manager = Manager(nb, output_path=output_path, progress_bar=progress_bar,
+                              log_output=log_output, autosave_cell_every=autosave_cell_every)
+            manager.notebook_start()
+            try:
+                cls.execute_managed_notebook(manager, kernel_name, log_output=log_output,
+                                             **kwargs)
+            finally:
+                manager.cleanup_pbar()
+                manager.notebook_complete()
+            return manager.nb
+
+    engines.papermill_engines.register(ENGINE, SparseSaves)
+    return ENGINE
+
+
 def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: CourseReport,
              progress: _Progress, fail_fast: bool, timeout: float | None) -> None:
+    engine = register_engine()
     import papermill  # lazy: heavy, optional (the 'lab' extra)
+
+    from labkit.course.kernel import QuietShutdownKernelManager  # lazy: jupyter_client, heavy
 
     for i, path in enumerate(paths, 1):
         target = out / path.name
@@ -251,7 +316,7 @@ def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: Cours
         try:
             papermill.execute_notebook(
                 str(path), str(target), parameters=_declared(path, params),
-                kernel_name="python3",
+                kernel_name="python3", engine_name=engine,
                 progress_bar=False, cwd=str(path.parent.resolve()),
                 execution_timeout=timeout, **progress.hooks(total),
                 # ipykernel warns on every start about its TCP transport; keep logs readable
@@ -280,6 +345,7 @@ def render_html(notebook: Path) -> Path | None:
     start) or cannot be rendered."""
     if not notebook.is_file():
         return None
+    import nbformat  # lazy: loads jsonschema; every labkit command imports this module
     from nbconvert import HTMLExporter  # lazy: slow to import, needed for the report only
 
     try:

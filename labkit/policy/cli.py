@@ -2,21 +2,30 @@
 
     labkit policy check MANIFEST [MANIFEST ...] --traffic FILE [--cni CNI] [--output json|text]
     labkit policy matrix MANIFEST [MANIFEST ...] [--port 80/TCP ...] [--cni CNI]
-                                  [--output json|text|html]
+                                  [--output json|text|html] [--explain]
+    labkit policy suggest --from-flows FILE [--dialect kubernetes|cilium]
+
+The matrix comes from the engine's bitset grid; reasons are computed for what is shown
+with them: every cell with ``--explain``, and the cells of a small JSON matrix. JSON is
+written as it is computed; above labkit.matrix.COMPACT_ABOVE cells it takes the compact
+rows form (one string of codes per source) unless ``--explain`` asks for the cells.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from labkit.errors import ManifestError
+from labkit.hubble.log import read_flows
+from labkit.hubble.suggest import suggest
 from labkit.matrix import ConnectivityMatrix
-from labkit.model import HttpRequest, Traffic, parse_endpoint
+from labkit.model import HttpRequest, Traffic, Verdict, parse_endpoint
 from labkit.policy.engine import CNIS, Engine, served_kinds
 from labkit.policy.kinds import load_objects
 from labkit.policy.parse import ParseContext
@@ -44,7 +53,19 @@ def register(subparsers: Any) -> None:
                         help="port to probe, e.g. 80/TCP (repeatable; default 80/TCP)")
     matrix.add_argument("--cni", choices=CNIS, default=DEFAULT_CNI)
     matrix.add_argument("--output", choices=("json", "text", "html"), default="text")
+    matrix.add_argument("--explain", action="store_true",
+                        help="give every cell's reasons (JSON: one object per cell; text: "
+                        "one paragraph per cell after the grid)")
     matrix.set_defaults(func=run_matrix)
+
+    suggest = sub.add_parser("suggest", help="least-privilege policies that allow exactly the "
+                             "forwarded flows of a Hubble capture")
+    suggest.add_argument("--from-flows", required=True, metavar="FILE",
+                         help="`hubble observe -o jsonpb` output (or `labkit hubble observe`)")
+    suggest.add_argument("--dialect", choices=("kubernetes", "cilium"), default="cilium",
+                         help="NetworkPolicy, or CiliumNetworkPolicy with the observed HTTP "
+                         "method and path (default cilium)")
+    suggest.set_defaults(func=run_suggest)
 
 
 def _engine(manifests: list[str], cni: str) -> Engine:
@@ -61,13 +82,18 @@ def run_check(args: argparse.Namespace) -> int:
                          indent=2))
         return 0
     for v in verdicts:
-        t = v.traffic
-        what = "ALLOW" if v.allowed else f"DENY ({v.denial})"
-        http = f" {t.http.method} {t.http.path}" if t.http else ""
-        print(f"{what:<16} {t.source} -> {t.destination} {t.protocol}/{t.port}{http}")
-        for line in (*v.reasons, *(f"warning: {w}" for w in v.warnings)):
-            print(f"    {line}")
+        print(verdict_text(v))
     return 0
+
+
+def verdict_text(v: Verdict) -> str:
+    """A verdict as a headline and its reasons, indented."""
+    t = v.traffic
+    what = "ALLOW" if v.allowed else f"DENY ({v.denial})"
+    http = f" {t.http.method} {t.http.path}" if t.http else ""
+    lines = [f"{what:<16} {t.source} -> {t.destination} {t.protocol}/{t.port}{http}"]
+    lines += (f"    {line}" for line in (*v.reasons, *(f"warning: {w}" for w in v.warnings)))
+    return "\n".join(lines)
 
 
 def run_matrix(args: argparse.Namespace) -> int:
@@ -77,12 +103,22 @@ def run_matrix(args: argparse.Namespace) -> int:
     if not pods:
         raise ManifestError("the manifests hold no pods", hint="add Pods or Deployments")
     m = ConnectivityMatrix.expected(engine, pods, pods, ports, title=f"expected on {args.cni}")
+    out = sys.stdout
     if args.output == "json":
-        print(json.dumps({"cni": args.cni, **m.as_dict()}, indent=2))
+        m.write_json(out, explain=args.explain, first={"cni": args.cni})
+        out.write("\n")
     elif args.output == "html":
-        print(m._repr_html_())
+        out.write(m._repr_html_() + "\n")
     else:
-        print(m.to_text())
+        out.writelines(line + "\n" for line in m.text_lines())
+        if args.explain:
+            out.writelines(verdict_text(m.grid.explain(s, d, p, proto)) + "\n"
+                           for s, d, p, proto in m.grid.cell_keys())
+    return 0
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    print(suggest(read_flows(args.from_flows).flows, args.dialect).to_yaml(), end="")
     return 0
 
 

@@ -38,12 +38,14 @@ class Decision:
     ``reasons(i)`` lists, for remote ``i``, the policies that selected the
     local endpoint and the rule that allowed or denied the traffic (or why no
     rule did). ``l7(i)`` is None when no HTTP filter applies to an allowed
-    remote, else the alternatives a request must match (Cilium).
+    remote, else the alternatives a request must match (Cilium); ``l7_bits``
+    is the set of remotes where it is not None.
     """
 
     allowed: int
     reasons: Callable[[int], list[str]]
     l7: Callable[[int], tuple[HttpMatcher, ...] | None] = field(default=_no_l7)
+    l7_bits: int = 0
 
 
 def allow_all(reason: str) -> Decision:

@@ -30,6 +30,7 @@ from labkit.policy import kubernetes
 from labkit.policy.calico import tiers as calico
 from labkit.policy.cilium import decide as cilium
 from labkit.policy.decision import DecideInput, Decision, Semantics, has_bit
+from labkit.policy.grid import Grid, Layers
 from labkit.policy.ir import (
     Direction,
     EndpointKind,
@@ -200,7 +201,6 @@ class Engine:
     def evaluate(self, traffic: Traffic) -> Verdict:
         src = self._index(traffic.source, "from")
         dst = self._index(traffic.destination, "to")
-        protocol = traffic.protocol
         warnings = self._warnings()
         if src == dst:
             return Verdict(traffic, True, None, (
@@ -214,11 +214,7 @@ class Engine:
         reasons: list[str] = []
         l7: list[tuple[HttpMatcher, ...]] = []
         allowed = True
-        for local, remote, direction in ((src, dst, Direction.EGRESS),
-                                         (dst, src, Direction.INGRESS)):
-            if self.u.endpoints[local].kind is not EndpointKind.POD:
-                continue  # only pods carry policy here
-            dec = self.decision(local, direction, traffic.port, protocol)
+        for _, dec, remote in self._sides(traffic):
             reasons.extend(dec.reasons(remote))
             if not has_bit(dec.allowed, remote):
                 allowed = False
@@ -232,6 +228,33 @@ class Engine:
         if l7:
             return self._judge_http(traffic, l7, reasons, warnings)
         return Verdict(traffic, True, None, tuple(reasons), warnings)
+
+    def denied_in(self, traffic: Traffic) -> Direction | None:
+        """The direction whose policies drop ``traffic``: egress is judged first, at the source,
+        as the packet leaves it before it reaches the destination; None when neither drops it."""
+        for direction, decision, remote in self._sides(traffic):
+            if not has_bit(decision.allowed, remote):
+                return direction
+        return None
+
+    def proxied(self, traffic: Traffic) -> bool:
+        """Whether an HTTP rule applies to ``traffic`` on an allowed side: Cilium then sends the
+        connection through its L7 proxy (and Hubble sees L7 flows)."""
+        return any(has_bit(d.allowed, remote) and d.l7(remote) is not None
+                   for _, d, remote in self._sides(traffic))
+
+    def _sides(self, traffic: Traffic) -> list[tuple[Direction, Decision, int]]:
+        """(direction, decision, remote) for each end that carries policy (pods only), egress
+        first: the packet leaves the source before it reaches the destination."""
+        src = self._index(traffic.source, "from")
+        dst = self._index(traffic.destination, "to")
+        if src == dst or self._decide is None:
+            return []
+        return [(direction, self.decision(local, direction, traffic.port, traffic.protocol),
+                 remote)
+                for local, remote, direction in ((src, dst, Direction.EGRESS),
+                                                 (dst, src, Direction.INGRESS))
+                if self.u.endpoints[local].kind is EndpointKind.POD]
 
     def _judge_http(self, traffic: Traffic, l7: list[tuple[HttpMatcher, ...]],
                     reasons: list[str], warnings: tuple[str, ...]) -> Verdict:
@@ -260,41 +283,97 @@ class Engine:
 
     def reachability(self, sources: Sequence[str], destinations: Sequence[str],
                      port: int, protocol: str = "TCP") -> Reachability:
-        """Allowed/denied for every (source, destination) at L3/L4, in bitset time.
+        """Allowed/denied for every (source, destination) at L3/L4, in bitset time."""
+        src_idx = [self._index(s, "sources") for s in sources]
+        dst_idx = [self._index(d, "destinations") for d in destinations]
+        rows, _ = self._rows(src_idx, dst_idx, port, protocol)
+        return Reachability(tuple(sources), tuple(destinations), port, protocol, tuple(rows))
+
+    def grid(self, sources: Sequence[str], destinations: Sequence[str],
+             ports: Iterable[tuple[int, str]] = ((80, "TCP"),), *,
+             http: HttpRequest | None = None) -> Grid:
+        """Every (source, destination, port)'s outcome in bitset time; reasons on demand.
+
+        With ``http``, TCP cells whose traffic an HTTP filter checks are judged one by one
+        (an L7 proxy answers 403 to a request no rule matches); every other cell is a bit.
+        """
+        src_idx = [self._index(s, "sources") for s in sources]
+        dst_idx = [self._index(d, "destinations") for d in destinations]
+        ports = tuple(ports)
+        layers: dict[tuple[int, str], Layers] = {}
+        full = (1 << len(dst_idx)) - 1
+        for port, protocol in ports:
+            rows, l7_cells = self._rows(src_idx, dst_idx, port, protocol)
+            forbidden = [0] * len(rows)
+            request = http if protocol == "TCP" else None
+            if request is not None:
+                for i, j in l7_cells:
+                    verdict = self.evaluate(Traffic(sources[i], destinations[j], port,
+                                                    protocol, request))
+                    if verdict.denial is Denial.HTTP_403:
+                        rows[i] &= ~(1 << j)
+                        forbidden[i] |= 1 << j
+            layers[(port, protocol)] = Layers(rows, forbidden, [0] * len(rows),
+                                              [full] * len(rows))
+
+        grid = Grid(tuple(sources), tuple(destinations), ports, layers,
+                    lambda key: self.evaluate(grid.traffic(key)), http)
+        return grid
+
+    def _rows(self, src_idx: Sequence[int], dst_idx: Sequence[int], port: int, protocol: str
+              ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Per source, the bitset of destination positions it reaches at L3/L4; and the
+        allowed (row, column) cells an HTTP filter checks.
 
         Destinations that share an ingress outcome are grouped, so a source's row
         costs one bitset operation per distinct outcome, not one per destination.
         """
-        src_idx = [self._index(s, "sources") for s in sources]
-        dst_idx = [self._index(d, "destinations") for d in destinations]
         full = (1 << len(dst_idx)) - 1
         if self._decide is None:
-            return Reachability(tuple(sources), tuple(destinations), port, protocol,
-                                tuple(full for _ in src_idx))
+            return [full for _ in src_idx], []
         pods = self.u.pod_bits
         # Which destination positions admit a given source: group by ingress outcome.
         groups: dict[int, int] = {}
+        l7_in: list[tuple[int, int]] = []  # (destination position, sources it filters)
         for j, d in enumerate(dst_idx):
-            admits = (self.decision(d, Direction.INGRESS, port, protocol).allowed
-                      if has_bit(pods, d) else -1)
+            if has_bit(pods, d):
+                dec = self.decision(d, Direction.INGRESS, port, protocol)
+                admits = dec.allowed
+                if dec.l7_bits:
+                    l7_in.append((j, dec.l7_bits))
+            else:
+                admits = -1
             groups[admits] = groups.get(admits, 0) | (1 << j)
         to_position = _position_map(dst_idx)
         self_positions: dict[int, int] = {}
         for j, d in enumerate(dst_idx):
             self_positions[d] = self_positions.get(d, 0) | (1 << j)
         rows: list[int] = []
+        l7_out: list[int] = []  # per source, destination positions its egress filters
         for s in src_idx:
             admitted = 0
-            for admits, positions in groups.items():
+            for admits, where in groups.items():
                 if has_bit(admits, s):
-                    admitted |= positions
+                    admitted |= where
+            egress_l7 = 0
             if has_bit(pods, s):
-                egress = to_position(self.decision(s, Direction.EGRESS, port, protocol).allowed)
+                dec = self.decision(s, Direction.EGRESS, port, protocol)
+                egress = to_position(dec.allowed)
+                if dec.l7_bits:
+                    egress_l7 = to_position(dec.l7_bits)
             else:
                 egress = full
             # a pod's traffic to itself is not subject to policy
-            rows.append((admitted & egress) | self_positions.get(s, 0))
-        return Reachability(tuple(sources), tuple(destinations), port, protocol, tuple(rows))
+            own = self_positions.get(s, 0)
+            rows.append((admitted & egress) | own)
+            l7_out.append(egress_l7 & ~own)
+        for j, sources_bits in l7_in:
+            for i, s in enumerate(src_idx):
+                if has_bit(sources_bits, s):
+                    l7_out[i] |= 1 << j
+        l7_cells = [(i, j) for i, bits in enumerate(l7_out)
+                    for j in iter_bits(bits & rows[i] & ~self_positions.get(src_idx[i], 0))]
+        return rows, l7_cells
 
     def _ignored_for(self, src: int, dst: int) -> list[Policy]:
         out = []

@@ -86,6 +86,7 @@ class Universe:
         self.endpoints: list[Endpoint] = []
         self.by_key: dict[str, int] = {}
         self._cache: dict[Any, int] = {}
+        self._addresses: list[tuple[int, int]] = []
         self.label_index: dict[tuple[str, str], int] = defaultdict(int)
         self.key_index: dict[str, int] = defaultdict(int)
         self.ns_index: dict[str, int] = defaultdict(int)
@@ -161,17 +162,29 @@ class Universe:
         """Bitset of endpoints satisfying ``predicate``; cached under ``key``."""
         return self.cached(key, lambda: bits_of(e.index for e in self.endpoints if predicate(e)))
 
+    def addresses(self) -> list[tuple[int, int]]:
+        """Each endpoint's (IP version, address as an int); (0, 0) when it has none.
+        Parsed once per endpoint: a CIDR test is then a mask and a compare."""
+        while len(self._addresses) < len(self.endpoints):
+            ip = self.endpoints[len(self._addresses)].ip
+            addr = ipaddress.ip_address(ip) if ip else None
+            self._addresses.append((addr.version, int(addr)) if addr else (0, 0))
+        return self._addresses
+
     def cidr_bits(self, cidr: str, *, pods: bool = True) -> int:
         """Endpoints whose address is inside ``cidr`` (optionally leaving pods out)."""
         net = ipaddress.ip_network(cidr, strict=False)
+        version, first, mask = net.version, int(net.network_address), int(net.netmask)
 
-        def inside(e: Endpoint) -> bool:
-            if not e.ip or (not pods and e.kind is EndpointKind.POD):
-                return False
-            addr = ipaddress.ip_address(e.ip)
-            return addr.version == net.version and addr in net
+        def compute() -> int:
+            out = 0
+            for e, (v, addr) in zip(self.endpoints, self.addresses(), strict=True):
+                if v == version and addr & mask == first and \
+                        (pods or e.kind is not EndpointKind.POD):
+                    out |= 1 << e.index
+            return out
 
-        return self.where(("cidr", str(net), pods), inside)
+        return self.cached(("cidr", str(net), pods), compute)
 
     def named_port_bits(self, name: str, protocol: str, port: int) -> int:
         """Pods on which the port called ``name``/``protocol`` is number ``port``."""

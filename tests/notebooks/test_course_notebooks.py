@@ -50,8 +50,9 @@ def test_stored_without_outputs_and_parameterised(path: Path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_nbval_on_sim(path: Path):
     proc = subprocess.run(
+        # hypothesis's plugin costs ~0.7 s a process and nbval has no use for it
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:xdist", "-p",
-         "no:cacheprovider", "-q", str(path)],
+         "no:cacheprovider", "-p", "no:hypothesispytest", "-q", str(path)],
         cwd=ROOT, env=_sim_env(), capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]

@@ -81,6 +81,34 @@ def test_sim_runs_start_from_an_empty_home(tmp_path: Path, monkeypatch):
     assert os.environ["LABKIT_HOME"] == str(outer)  # and the learner's own home is restored
 
 
+def test_the_engine_saves_at_start_on_error_and_at_the_end_only(tmp_path: Path, monkeypatch):
+    import papermill.engines
+
+    writes: list[str] = []
+    real = papermill.engines.write_ipynb
+
+    def counting(nb, path):
+        writes.append(str(path))
+        return real(nb, path)
+
+    monkeypatch.setattr(papermill.engines, "write_ipynb", counting)
+    run_course([FIXTURES / "nb-pass.ipynb"], backend="sim", output_dir=tmp_path,
+               stream=io.StringIO())
+    assert len(writes) == 2  # start and end, whatever the number of cells (papermill: 10)
+    writes.clear()
+    run_course([FIXTURES / "nb-fail.ipynb"], backend="sim", output_dir=tmp_path,
+               stream=io.StringIO())
+    assert len(writes) == 3  # start, the failing cell, the end
+
+    import nbformat
+
+    executed = nbformat.read(tmp_path / "nb-fail.ipynb", as_version=4)
+    failing = [c for c in executed.cells if c.metadata.get("papermill", {}).get("status")
+               == "failed"]
+    assert len(failing) == 1 and "raise CheckFailed" in failing[0].source
+    assert [o.ename for o in failing[0].outputs if o.output_type == "error"] == ["CheckFailed"]
+
+
 def test_run_uses_the_kernel_manager_that_does_not_interrupt_on_shutdown(tmp_path: Path,
                                                                           monkeypatch):
     import papermill

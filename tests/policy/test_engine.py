@@ -197,3 +197,18 @@ metadata: {name: remote, namespace: x, labels: {io.cilium.k8s.policy.cluster: cl
     # a node address is a host endpoint, not the world
     assert Engine(state, "kindnet").u.by_key["ip:172.18.0.2"] == \
         Engine(state, "kindnet").u.by_key["node:lab-control-plane"]
+
+
+def test_add_policies_replaces_in_place_and_keeps_the_last_of_a_batch() -> None:
+    from labkit.model import ClusterState
+    from labkit.policy.state import add_policies
+
+    a, b, c = (parse_text(ONLY_FRONTEND.replace("name: api-from-frontend", f"name: {n}"))[0]
+               for n in ("a", "b", "c"))
+    b2 = parse_text(ONLY_FRONTEND.replace("name: api-from-frontend", "name: b")
+                    .replace("app: frontend", "app: db"))[0]
+    state = ClusterState()
+    add_policies(state, [a, b, c])
+    add_policies(state, [b2, a, b2])
+    assert [p.name for p in state.policies] == ["a", "b", "c"]
+    assert state.policies[1] is b2

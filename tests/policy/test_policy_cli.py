@@ -93,3 +93,19 @@ def test_the_readme_example_gives_the_three_outcomes(capsys) -> None:
     assert main(["policy", "check", str(example / "cluster.yaml"), "--traffic",
                  str(example / "traffic.yaml"), "--cni", "kindnet"]) == 1
     assert 'no matches for kind "CiliumNetworkPolicy"' in capsys.readouterr().err
+
+
+def test_matrix_json_and_explain(files, capsys) -> None:
+    m, _ = files
+    assert main(["policy", "matrix", str(m), "--output", "json", "--cni", "kindnet",
+                 "--port", "81/TCP"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["cni"], data["format"], data["summary"]["allowed"]) == ("kindnet", "cells", 3)
+    denied = [c for c in data["cells"] if not c["expected"]["allowed"]]
+    assert [(c["from"], c["to"]) for c in denied] == [("x/a", "x/b")]
+    assert denied[0]["expected"]["reasons"]
+    assert main(["policy", "matrix", str(m), "--port", "81/TCP", "--cni", "kindnet",
+                 "--explain"]) == 0
+    text = capsys.readouterr().out
+    assert "DENY (drop)      x/a -> x/b TCP/81" in text
+    assert text.count("ALLOW") == 3 and "isolated" in text

@@ -75,7 +75,7 @@ def test_html_and_json_carry_the_same_story() -> None:
     assert page.count("border:3px solid #c00;text-align") == 1  # the one differing cell
     assert "✗ → ✓</td>" in page and "<li>x/a → x/b TCP/80: expected denied" in page
     data = json.loads(observed.to_json())
-    assert data["summary"] == {"cells": 4, "observed": 4, "differ": 1}
+    assert data["summary"] == {"cells": 4, "allowed": 3, "observed": 4, "differ": 1}
     cell = next(c for c in data["cells"] if (c["from"], c["to"]) == ("x/a", "x/b"))
     assert cell["expected"]["allowed"] is False and cell["observed"]["allowed"] is True
     assert observed._repr_html_() == page  # deterministic, for nbval

@@ -24,7 +24,9 @@ from labkit.backends.kind import probe
 from labkit.backends.kind.guard import check_context, load_kubeconfig
 from labkit.course.images.pins import node_image_for_kind
 from labkit.environments import Stage, pinned
-from labkit.errors import BackendUnsupported, ClusterError
+from labkit.errors import BackendUnsupported, ClusterError, ToolError
+from labkit.hubble.flow import Flow
+from labkit.hubble.log import FlowLog, parse_flows, time_key
 from labkit.matrix import Observation
 from labkit.model import (
     LOCAL_CLUSTER,
@@ -38,7 +40,7 @@ from labkit.model import (
 )
 from labkit.policy import served_kinds
 from labkit.policy.kinds import parse_one
-from labkit.policy.state import add_policy
+from labkit.policy.state import add_policies
 from labkit.progress import Progress, wait_until
 from labkit.tools import kind as kind_tool
 from labkit.tools import process
@@ -53,6 +55,7 @@ KubeFactory = Callable[[str], KubeApi]
 
 #: The container of the shop's pods that has curl (environments/workloads/shop).
 PROBE_CONTAINER = "probe"
+DEFAULT_HUBBLE_LAST = 20  # what `hubble observe` prints without --last
 POLICY_KINDS = (("networking.k8s.io/v1", "NetworkPolicy"),)
 
 
@@ -170,10 +173,9 @@ class KindBackend(Backend):
             state.nodes[n.name] = n.node()
         kinds = list(POLICY_KINDS) + sorted(k for k in served_kinds(self.installed_cni())
                                             if "Policy" in k[1] or k[1] == "Tier")
-        for api, kind in dict.fromkeys(kinds):
-            for d in self.kube.list(api, kind):
-                for obj in parse_one(clean(d), f"cluster:{kind}"):
-                    add_policy(state, obj)
+        add_policies(state, (obj for api, kind in dict.fromkeys(kinds)
+                             for d in self.kube.list(api, kind)
+                             for obj in parse_one(clean(d), f"cluster:{kind}")))
         return state
 
     # -- changes -----------------------------------------------------------------------
@@ -248,6 +250,30 @@ class KindBackend(Backend):
              timeout: float = 60) -> process.Result:
         ns, _, name = pod.partition("/")
         return self.kube.exec(ns, name, list(argv), container=container, timeout=timeout)
+
+    def hubble_flows(self, last: int | None = None) -> FlowLog:
+        """Each Cilium agent's recent flows, merged in time order; the equivalent of
+        ``kubectl -n kube-system exec ds/cilium -c cilium-agent -- hubble observe -o jsonpb
+        --last N`` on every node (ground truth 5.5), through the guarded API client."""
+        agents = [p for p in self.pods("kube-system") if p.labels.get("k8s-app") == "cilium"]
+        if not agents:
+            raise ClusterError("no Cilium agent pods (k8s-app=cilium) in kube-system",
+                               hint="Hubble comes with Cilium: install it first")
+        argv = ["hubble", "observe", "-o", "jsonpb", "--last", str(last or DEFAULT_HUBBLE_LAST)]
+        flows: list[Flow] = []
+        skipped = 0
+        for agent in agents:
+            result = self.exec(agent.key, argv, container="cilium-agent", timeout=60)
+            if result.returncode != 0:
+                raise ToolError(f"hubble observe failed in {agent.key}", command=result.command,
+                                stderr=result.stderr, returncode=result.returncode,
+                                hint="is Hubble enabled (hubble.enabled=true)? "
+                                "`cilium status` shows it")
+            log = parse_flows(result.stdout.splitlines(), source=f"{agent.key} hubble observe")
+            flows += log.flows
+            skipped += log.skipped
+        flows.sort(key=time_key)
+        return FlowLog(tuple(flows[-last:] if last else flows), skipped)
 
     def observe(self, traffic: Sequence[Traffic], expected: dict[Traffic, bool]
                 ) -> dict[Traffic, Observation]:

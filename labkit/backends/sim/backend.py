@@ -15,11 +15,12 @@ import atexit
 import contextlib
 import copy
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit import cnis
 from labkit.backends.base import Backend, NodeRow, PodRow, T
 from labkit.backends.sim import capture as sim_capture
 from labkit.backends.sim import snapshot, store
@@ -27,17 +28,31 @@ from labkit.backends.sim.cluster import CniRecord, SimCluster
 from labkit.backends.sim.ipam import NodeRangeIpam
 from labkit.environments import Stage
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError
-from labkit.matrix import Observation
-from labkit.model import ClusterState, Denial, Deployment, Namespace, Pod, Secret, Service, Traffic
-from labkit.policy import Engine, add_policy, served_kinds
+from labkit.hubble.emit import Emitter
+from labkit.hubble.log import FlowLog, parse_flows
+from labkit.hubble.writers import response_line
+from labkit.matrix import Observation, Observed
+from labkit.model import (
+    ClusterState,
+    Denial,
+    Deployment,
+    Namespace,
+    Pod,
+    Secret,
+    Service,
+    Traffic,
+    Verdict,
+)
+from labkit.policy import Engine, served_kinds
+from labkit.policy.cilium.identity import IdentityAllocator
 from labkit.policy.kinds import parse_one
-from labkit.policy.state import identity
+from labkit.policy.state import add_policies, identity
 from labkit.tools.process import Result
 
 if TYPE_CHECKING:
     from labkit.backends.kind.backend import KindBackend
     from labkit.capture import Capture, CaptureSpec
-    from labkit.matrix import Cell, Observation
+    from labkit.matrix import Cell, ConnectivityMatrix
     from labkit.progress import Progress
 
 #: Every simulated cluster this process has created or loaded, by cluster name.
@@ -82,6 +97,7 @@ class SimBackend(Backend):
 
     def up(self, progress: Progress | None = None) -> None:
         if not self.exists():
+            store.flows_path_for(self.stage.cluster_name).unlink(missing_ok=True)  # stale
             cluster = SimCluster.create(self.stage)
             _register(cluster)
             with cluster.batch():  # saved once, at the end
@@ -134,6 +150,7 @@ class SimBackend(Backend):
     def _apply(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
         manifests = _policy_manifests(docs)
+        policies = []
         done = []
         for obj in objects:
             if isinstance(obj, Namespace):
@@ -147,11 +164,12 @@ class SimBackend(Backend):
             elif isinstance(obj, Secret):
                 c.secrets[f"{obj.namespace}/{obj.name}"] = obj
             else:
-                _add_policy(c, obj, add_policy)
+                policies.append(obj)
                 doc = manifests.get(identity(obj))
                 if doc is not None:
                     c.policy_docs[identity(obj)] = doc
             done.append(_ref(obj))
+        _add_policies(c, policies)
         c.reconcile()
         return done
 
@@ -232,24 +250,91 @@ class SimBackend(Backend):
     # -- traffic -----------------------------------------------------------------------
     def observe(self, traffic: Sequence[Traffic], expected: dict[Traffic, bool]
                 ) -> dict[Traffic, Observation]:
+        engine, state = self._observer()
+        cut = self.cluster.no_network
+        out = {t: _observation(engine, state, cut, t) for t in traffic}
+        self._hubble(engine, state, traffic)
+        return out
+
+    def observe_matrix(self, expected: ConnectivityMatrix) -> ConnectivityMatrix:
+        """Every cell at once, from the installed CNI's grid: what ``observe`` gives per cell,
+        in bitset time; each cell's observation (its reasons) is built when read."""
+        engine, state = self._observer()
+        cut = self.cluster.no_network
+        want = expected.grid
+        grid = engine.grid(want.sources, want.destinations, want.ports, http=want.http)
+        broken_columns = _positions(want.destinations, cut)
+        full = (1 << len(want.destinations)) - 1
+        for (port, protocol), layers in grid.layers.items():
+            closed = _positions(want.destinations, [
+                d for d in want.destinations if _refused(state, Traffic(d, d, port, protocol))])
+            for i, src in enumerate(want.sources):
+                own = _positions(want.destinations, [src])
+                # no route at all, whatever the policies say (a pod still reaches itself)
+                broken = (full if src in cut else broken_columns) & ~own
+                allowed = layers.allowed[i] & ~broken
+                layers.refused[i] = allowed & closed
+                layers.allowed[i] = allowed & ~closed
+                layers.forbidden[i] &= ~broken
+
+        def lookup(key: tuple[str, str, int, str]) -> Observation:
+            return _observation(engine, state, cut, want.traffic(key))
+
+        self._hubble(engine, state, [want.traffic(k) for k in want.cell_keys()])
+        return expected.with_observed(Observed(grid.layers, lookup, simulated=True))
+
+    def _hubble(self, engine: Engine, state: ClusterState, traffic: Sequence[Traffic]) -> None:
+        """Where the CNI runs Hubble, the flows of the connections that reached the policy
+        engine (not cut off, not refused: the RST is not modelled), as Hubble records them.
+        Each needs an explained verdict: a matrix on such a cluster costs one per cell."""
+        if engine.cni is None or not cnis.CNIS[engine.cni].hubble:
+            return
+        cut = self.cluster.no_network
+        judged: list[Verdict] = []
+        for t in traffic:
+            if t.source != t.destination and (cut.get(t.source) or cut.get(t.destination)):
+                continue
+            verdict = engine.evaluate(t)
+            if not (verdict.allowed and _refused(state, t)):
+                judged.append(verdict)
+        self._record_flows(engine, judged)
+
+    def _observer(self) -> tuple[Engine, ClusterState]:
         cni = self.installed_cni()
         if cni is None:
             raise ClusterError("no CNI is installed: pods have no network [simulated]",
                                hint="install a CNI first: lab.install_cni('flannel')")
-        engine = Engine(self.state(), cni=cni)
-        out: dict[Traffic, Observation] = {}
-        cut = self.cluster.no_network
-        for t, verdict in zip(traffic, engine.evaluate_all(list(traffic)), strict=True):
-            refused = _refused(self.state(), t) if verdict.allowed else ""
-            broken = "" if t.source == t.destination else \
-                cut.get(t.source) or cut.get(t.destination)
-            if broken:  # no route at all, whatever the policies say (a pod still reaches itself)
-                out[t] = Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
-            elif refused:
-                out[t] = Observation(False, None, refused, 1, True)
-            else:
-                out[t] = Observation.from_verdict(verdict, simulated=True)
-        return out
+        state = self.state()
+        return Engine(state, cni=cni), state
+
+    def _record_flows(self, engine: Engine, verdicts: Sequence[Verdict]) -> None:
+        """Hubble's view of the probes just answered (labkit.hubble.emit), kept with the
+        cluster like an agent's flow buffer: the last ``FLOW_BUFFER`` flows."""
+        c = self.cluster
+        allocator = IdentityAllocator.from_dict(c.identities)
+        owners = {key: (owner.partition("/")[2], owner.partition(" ")[0])
+                  for key, owner in ((k, sp.owner) for k, sp in c.pods.items()) if owner}
+        emitter = Emitter(engine, allocator.for_pods(engine.state), owners)
+        dns_proxy = _has_dns_rules(c.policy_docs.values())
+        lines: list[str] = []
+        with c.batch():
+            for verdict in verdicts:
+                lines += map(response_line, emitter.probe(verdict, c.probes,
+                                                          dns_proxy=dns_proxy))
+                c.probes += 1
+            c.identities = allocator.as_dict()
+        path = store.flows_path_for(c.stage.cluster_name)
+        store.append_lines(path, lines)
+        if c.probes // 256 != (c.probes - len(verdicts)) // 256:  # now and then: trim
+            kept = store.read_lines(path)
+            if len(kept) > 2 * FLOW_BUFFER:
+                store.write(path, "".join(line + "\n" for line in kept[-FLOW_BUFFER:]))
+
+    def hubble_flows(self, last: int | None = None) -> FlowLog:
+        path = store.flows_path_for(self.cluster.stage.cluster_name)
+        lines = store.read_lines(path)[-FLOW_BUFFER:]
+        log = parse_flows(lines[-last:] if last else lines, source=str(path))
+        return FlowLog(log.flows, log.skipped, simulated=True)
 
     def capture(self, spec: CaptureSpec, generate: Callable[[], Cell]) -> Capture:
         return sim_capture.capture(self, spec, generate)
@@ -266,9 +351,28 @@ class SimBackend(Backend):
             hint="exec needs a real cluster (backend='kind'); probes work on sim: lab.probe()")
 
 
-def _add_policy(cluster: SimCluster, obj: Any, add: Any) -> None:
+#: Hubble keeps this many flows per node by default (hubble-event-buffer-capacity 4095).
+FLOW_BUFFER = 4095
+
+
+
+
+def _has_dns_rules(docs: Any) -> bool:
+    """Whether a policy sends DNS through Cilium's DNS proxy (``toPorts[].rules.dns``)."""
+    def walk(value: Any) -> bool:
+        if isinstance(value, dict):
+            rules = value.get("rules")
+            if isinstance(rules, dict) and rules.get("dns"):
+                return True
+            return any(walk(v) for v in value.values())
+        return isinstance(value, list) and any(walk(v) for v in value)
+
+    return any(walk(doc.get("spec")) or walk(doc.get("specs")) for doc in docs)
+
+
+def _add_policies(cluster: SimCluster, objects: Sequence[Any]) -> None:
     shim = ClusterState(policies=cluster.policies)
-    add(shim, obj)
+    add_policies(shim, objects)
     cluster.policies = shim.policies
 
 
@@ -278,6 +382,30 @@ def _ref(obj: Any) -> str:
         return ref
     ns = getattr(obj, "namespace", "")
     return f"{type(obj).__name__} {ns + '/' if ns else ''}{obj.name}"
+
+
+def _observation(engine: Engine, state: ClusterState, cut: dict[str, str], t: Traffic
+                 ) -> Observation:
+    """What one connection meets on the simulated data plane: no route (a pod cut off), a
+    refusal (nothing listens), or what the installed CNI's policy engine says."""
+    broken = "" if t.source == t.destination else cut.get(t.source) or cut.get(t.destination)
+    if broken:
+        return Observation(False, Denial.DROP, broken + " [simulated]", 1, True)
+    verdict = engine.evaluate(t)
+    refused = _refused(state, t) if verdict.allowed else ""
+    if refused:
+        return Observation(False, None, refused, 1, True)
+    return Observation.from_verdict(verdict, simulated=True)
+
+
+def _positions(items: Sequence[str], wanted: Iterable[str]) -> int:
+    """The bitset of the positions in ``items`` that hold one of ``wanted``."""
+    chosen = set(wanted)
+    out = 0
+    for j, item in enumerate(items):
+        if item in chosen:
+            out |= 1 << j
+    return out
 
 
 def _refused(state: ClusterState, t: Traffic) -> str:
@@ -337,8 +465,8 @@ def _load(stage: Stage, path: Path) -> SimCluster | None:
             f"cannot read the simulated cluster '{stage.cluster_name}' from {path}: {why}",
             hint=f"start over: `labkit down {stage.name} --backend sim` (or delete {path}), "
             "then lab.up()") from exc
+    _add_policies(cluster, [obj for obj, _ in policies])
     for obj, doc in policies:
-        _add_policy(cluster, obj, add_policy)
         cluster.policy_docs[identity(obj)] = doc
     cluster.saved = Saved(path, text, sig)
     return cluster

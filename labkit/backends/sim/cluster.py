@@ -18,6 +18,10 @@ Each behaviour mirrors a documented real one (cited where it is modelled):
 - In a multi-node kind cluster the control plane keeps its NoSchedule taint, so
   workload pods land on workers; replicas spread over nodes (the scheduler's
   default topology spreading), modelled as least-loaded first, ties by name.
+- A node runs at most 110 pods (the kubelet's default ``maxPods``, KubeletConfiguration
+  reference); the scheduler leaves pods beyond every node's capacity Pending with
+  FailedScheduling's "N Too many pods". A pod whose node has no address left stays
+  Pending too, with the CNI's IPAM error (host-local: "no IP addresses available").
 - ClusterIPs: ``kubernetes`` gets the first address of the service subnet and
   ``kube-dns`` the tenth (kubeadm); others a reproducible spot in the range
   (the API server allocates at random).
@@ -25,6 +29,7 @@ Each behaviour mirrors a documented real one (cited where it is modelled):
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import ipaddress
 from collections.abc import Callable, Iterator
@@ -33,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from labkit.backends.base import NodeRow, PodRow
-from labkit.backends.sim.ipam import Ipam, node_cidrs
+from labkit.backends.sim.ipam import AddressesExhausted, Ipam, node_cidrs
 from labkit.backends.sim.names import pod_suffix, template_hash
 from labkit.cnis import KUBERNETES_NAMESPACES
 from labkit.environments import Stage
@@ -53,6 +58,8 @@ from labkit.model import (
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
                      "reason:NetworkPluginNotReady message:Network plugin returns error: "
                      "cni plugin not initialized")
+#: The kubelet's default maxPods: how many pods one node runs, host-network ones included.
+MAX_PODS = 110
 DEFAULT_NAMESPACES = ("default", *KUBERNETES_NAMESPACES)
 
 
@@ -116,6 +123,10 @@ class SimCluster:
     no_network: dict[str, str] = field(default_factory=dict)
     #: The applied manifest of each policy, by identity: what is saved, and parsed on load.
     policy_docs: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    #: Hubble (with Cilium): the identities allocated to label sets, and how many probes
+    #: were answered (the flows themselves are in the store's flows file).
+    identities: dict[str, int] = field(default_factory=dict)
+    probes: int = 0
     #: Called after every change (outside a batch): the sim backend saves the cluster there.
     on_change: Hook | None = field(default=None, repr=False, compare=False)
     #: What the backend last wrote or read for this cluster (its state file's bookkeeping).
@@ -298,6 +309,12 @@ class SimCluster:
 
     def reconcile(self) -> None:
         """Schedule pending pods and give them addresses, in creation order."""
+        total: collections.Counter[str] = collections.Counter()
+        same: collections.Counter[tuple[str, str]] = collections.Counter()
+        for sp in self.pods.values():
+            if sp.pod.node and sp.phase == "Running":
+                total[sp.pod.node] += 1
+                same[(sp.owner, sp.pod.node)] += 1
         for sp in self.pods.values():
             if sp.phase == "Running":
                 continue
@@ -305,6 +322,7 @@ class SimCluster:
                 node = self.nodes[sp.pin_node]
                 sp.pod = replace(sp.pod, node=node.name, ip=node.ip)
                 sp.phase, sp.reason = "Running", ""
+                total[node.name] += 1
                 continue
             candidates = self.schedulable(sp)
             if not candidates or self.cni is None:
@@ -313,19 +331,37 @@ class SimCluster:
                 sp.reason = (f"0/{n} nodes are available: {n} node(s) had untolerated taint "
                              "{node.kubernetes.io/not-ready: }")
                 continue
-            node = min(candidates, key=lambda c: (self._load(sp.owner, c.name), c.name))
-            ip = node.ip if sp.pod.host_network else self.cni.ipam.allocate(node.name)
+            room = [c for c in candidates if total[c.name] < MAX_PODS]
+            if not room:
+                sp.phase, sp.reason = "Pending", self._too_many_pods(len(candidates))
+                continue
+            node = min(room, key=lambda c: (same[(sp.owner, c.name)] if sp.owner else 0,
+                                            total[c.name], c.name))
+            try:
+                ip = node.ip if sp.pod.host_network else self.cni.ipam.allocate(node.name)
+            except AddressesExhausted as exc:
+                sp.phase, sp.reason = "Pending", f"FailedCreatePodSandBox on {node.name}: {exc}"
+                continue
             sp.pod = replace(sp.pod, node=node.name, ip=ip)
             sp.phase, sp.reason = "Running", ""
+            total[node.name] += 1
+            same[(sp.owner, node.name)] += 1
         for hook in list(self.hooks):
             hook(self)
         self.changed()
 
-    def _load(self, owner: str, node: str) -> tuple[int, int]:
-        same = sum(1 for p in self.pods.values()
-                   if p.owner == owner and owner and p.pod.node == node)
-        total = sum(1 for p in self.pods.values() if p.pod.node == node)
-        return same, total
+    def _too_many_pods(self, full: int) -> str:
+        """FailedScheduling when every node the pod may use holds MAX_PODS pods (the others
+        keep their control-plane taint)."""
+        n = len(self.nodes)
+        tainted = n - full
+        parts = ([f"{tainted} node(s) had untolerated taint "
+                  "{node-role.kubernetes.io/control-plane: }"] if tainted else []) + \
+            [f"{full} Too many pods"]
+        preemption = ([f"{tainted} Preemption is not helpful for scheduling"] if tainted
+                      else []) + [f"{full} No preemption victims found for incoming pod"]
+        return (f"0/{n} nodes are available: {', '.join(parts)}. preemption: 0/{n} nodes are "
+                f"available: {', '.join(preemption)}.")
 
     # -- views -------------------------------------------------------------------------
     def endpoints(self, key: str) -> list[str]:

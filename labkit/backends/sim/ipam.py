@@ -39,6 +39,10 @@ def node_cidrs(pod_subnet: str, nodes: Sequence[str], prefix: int = 24) -> dict[
     return out
 
 
+class AddressesExhausted(RuntimeError):
+    """No address left for a pod on its node: the CNI fails to create the pod's sandbox."""
+
+
 class NodeRangeIpam:
     """host-local over each node's podCIDR: .2, .3, ... (Flannel, kindnet)."""
 
@@ -64,7 +68,11 @@ class NodeRangeIpam:
             if ip not in self._used:
                 self._used.add(ip)
                 return ip
-        raise RuntimeError(f"node {node}'s pod range {net} is full")
+        # host-local's words: the range set is printed as its first-last usable address
+        # (containernetworking/plugins, plugins/ipam/host-local/backend/allocator)
+        raise AddressesExhausted(f"failed to allocate for range 0: no IP addresses available "
+                                 f"in range set: {net.network_address + 1}-"
+                                 f"{net.broadcast_address - 1}")
 
     def release(self, ip: str) -> None:
         self._used.discard(ip)
@@ -106,7 +114,7 @@ class CalicoIpam:
                 self._free[block] = collections.deque(range(block.num_addresses))
                 self.affinity.setdefault(node, []).append(block)
                 return block
-        raise RuntimeError(f"IP pool {self.pool} has no free /{self.block_size} block")
+        raise AddressesExhausted(f"IP pool {self.pool} has no free /{self.block_size} block")
 
     def ensure_tunnel(self, node: str) -> str:
         """calico-node's ``vxlan.calico`` address: the node's first allocation."""

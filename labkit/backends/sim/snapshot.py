@@ -170,6 +170,7 @@ def dump(cluster: SimCluster, policy_docs: list[dict[str, Any]]) -> dict[str, An
         "extra_served": sorted([list(pair) for pair in cluster.extra_served]),
         "hooks": [_hook_data(h) for h in cluster.hooks],
         "no_network": cluster.no_network,
+        "hubble": {"identities": cluster.identities, "probes": cluster.probes},
     }
 
 
@@ -206,6 +207,9 @@ def load(data: dict[str, Any], source: str) -> tuple[SimCluster, list[tuple[Any,
     c.extra_served = {(api, kind) for api, kind in data["extra_served"]}
     c.hooks = [_hook_from(h) for h in data["hooks"]]
     c.no_network = dict(data["no_network"])
+    hubble = data.get("hubble") or {}  # absent in files written before Hubble was modelled
+    c.identities = {str(k): int(v) for k, v in hubble.get("identities", {}).items()}
+    c.probes = int(hubble.get("probes", 0))
     policies = [(obj, doc) for i, doc in enumerate(data["policies"])
                 for obj in parse_one(doc, f"{source}: policies[{i}]")]
     return c, policies

@@ -34,6 +34,31 @@ def path_for(cluster: str) -> Path:
     return folder() / f"{cluster}.json"
 
 
+def flows_path_for(cluster: str) -> Path:
+    """The simulated Hubble flows of a cluster: ``hubble observe -o jsonpb`` lines, appended
+    as the sim answers probes (kept beside the state file, not in it: a flow buffer grows)."""
+    return folder() / f"{cluster}.flows.jsonl"
+
+
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Add whole lines at the end of ``path`` (created if missing)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in lines)
+    except OSError as exc:
+        raise ClusterError(f"cannot save the simulated flows to {path}: {exc.strerror or exc}",
+                           hint="set LABKIT_HOME to a writable folder") from exc
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of ``path``; none when it does not exist."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+
+
 def signature(path: Path) -> Signature:
     try:
         st = path.stat()
@@ -65,7 +90,8 @@ def read(path: Path) -> tuple[Any, str, Signature]:
 
 
 def remove(cluster: str) -> bool:
-    """Delete a cluster's state file; True if there was one."""
+    """Delete a cluster's state file (and its flows); True if there was a state file."""
+    flows_path_for(cluster).unlink(missing_ok=True)
     try:
         path_for(cluster).unlink()
     except FileNotFoundError:

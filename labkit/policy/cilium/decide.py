@@ -142,8 +142,10 @@ def decide(inp: DecideInput) -> Decision:
     names = ", ".join(p.ref for p in isolating) or \
         "policyEnforcementMode=always (every endpoint is in default-deny, with or without a policy)"
 
+    l7_bits = allowed & with_l7 & ~plain
+
     def l7(i: int) -> tuple[HttpMatcher, ...] | None:
-        if not has_bit(allowed, i) or not has_bit(with_l7, i) or has_bit(plain, i):
+        if not has_bit(l7_bits, i):
             return None
         out: list[HttpMatcher] = []
         for s in allows:
@@ -184,7 +186,7 @@ def decide(inp: DecideInput) -> Decision:
                        + "; ".join(m.describe() for m in alternatives))
         return out
 
-    return Decision(allowed=allowed, reasons=reasons, l7=l7)
+    return Decision(allowed=allowed, reasons=reasons, l7=l7, l7_bits=l7_bits)
 
 
 def _isolates(p: Policy, inp: DecideInput) -> bool:
