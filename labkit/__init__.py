@@ -6,6 +6,7 @@ modules behind these names may move freely. Each lab's checks are public under t
 name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 02's,
 ``checks_metallb`` lab 03's, ``checks_mesh`` lab 08's); ``calico``, ``metallb`` and
 ``gateway_api`` are the recipe and add-on modules.
+``load_ipython_extension`` is what ``%load_ext labkit`` calls (the %kubectl magics).
 """
 
 # Before anything loads nbformat (the CLI's course runner does): jsonschema then finds
@@ -33,13 +34,15 @@ from labkit.errors import (
 from labkit.gateway import SplitCheck, route_requests, split_check
 from labkit.hubble import Flow, FlowLog, ServiceMap, parse_flows, read_flows
 from labkit.hubble import suggest as suggest_policies
-from labkit.lab import Lab, choose_backend
+from labkit.lab import Lab, choose_backend, current_lab
 from labkit.labs import calico as checks_calico
 from labkit.labs import cilium as checks_cilium
 from labkit.labs import flannel as checks
 from labkit.labs import l7 as checks_l7
 from labkit.labs import mesh as checks_mesh
 from labkit.labs import metallb as checks_metallb
+from labkit.magics import load_ipython_extension
+from labkit.magics.exercise import Wanted, check_typed
 from labkit.matrix import ConnectivityMatrix, HttpMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy import Engine, build_state, load_objects, parse_text
@@ -70,8 +73,10 @@ __all__ = [
     "Traffic",
     "UnknownKindError",
     "Verdict",
+    "Wanted",
     "build_state",
     "calico",
+    "check_typed",
     "checks",
     "checks_calico",
     "checks_cilium",
@@ -81,8 +86,10 @@ __all__ = [
     "choose_backend",
     "cilium",
     "claims_table",
+    "current_lab",
     "environments_dir",
     "gateway_api",
+    "load_ipython_extension",
     "load_objects",
     "load_versions",
     "metallb",
