@@ -385,11 +385,7 @@ class ConnectivityMatrix(Rendered):
     def _repr_html_(self) -> str:
         e = html.escape
         reasons = self.grid.cells <= HTML_REASONS_UP_TO
-        parts = ['<div class="labkit-matrix">']
-        if self.title:
-            parts.append(f"<strong>{e(self.title)}</strong>")
-        if self.simulated:
-            parts.append(f" {SIMULATED_BADGE}")
+        parts = _html_head(self.title, self.simulated)
         for port in self.ports:
             parts.append('<table style="border-collapse:collapse">'
                          f'<caption style="text-align:left">{port[1]}/{port[0]} &mdash; rows: '
@@ -534,16 +530,6 @@ _HTML_LEGEND = "".join(
     ))
 
 
-def _html_cell(glyph: str, shown: str, differs: bool, tip: str) -> str:
-    """One cell: ``glyph`` as text (``expected → observed`` where they differ), coloured by
-    what was ``shown`` (observed where probed), classed by it too (and ``differs``)."""
-    colour = _COLOURS.get(shown, "#fff")
-    border = "3px solid #c00" if differs else "1px solid #ccc"
-    classes = _CLASSES.get(shown, "unknown") + (" differs" if differs else "")
-    return (f'<td class="{classes}" title="{html.escape(tip)}" style="background:{colour};'
-            f'border:{border};text-align:left;padding:2px 6px">{html.escape(glyph)}</td>')
-
-
 def _html_head(title: str, simulated: bool) -> list[str]:
     """The opening of a matrix's HTML: its title and the simulated badge."""
     parts = ['<div class="labkit-matrix">']
@@ -554,13 +540,14 @@ def _html_head(title: str, simulated: bool) -> list[str]:
     return parts
 
 
-def _cell_html(cell: Cell) -> str:
-    """One HTTP-matrix cell (:func:`_html_cell` on the cell's own glyph and tooltip)."""
-    seen = cell.observed
-    shown = _glyph(seen.allowed, seen.denial) if seen else \
-        _glyph(cell.expected.allowed, cell.expected.denial)
-    tip = f"{cell.source} → {cell.destination}\n{cell.why(every_reason=True)}"
-    return _html_cell(cell.glyph, shown, cell.matches is False, tip)
+def _html_cell(glyph: str, shown: str, differs: bool, tip: str) -> str:
+    """One cell: ``glyph`` as text (``expected → observed`` where they differ), coloured by
+    what was ``shown`` (observed where probed), classed by it too (and ``differs``)."""
+    colour = _COLOURS.get(shown, "#fff")
+    border = "3px solid #c00" if differs else "1px solid #ccc"
+    classes = _CLASSES.get(shown, "unknown") + (" differs" if differs else "")
+    return (f'<td class="{classes}" title="{html.escape(tip)}" style="background:{colour};'
+            f'border:{border};text-align:left;padding:2px 6px">{html.escape(glyph)}</td>')
 
 
 def request_label(request: HttpRequest) -> str:
@@ -677,13 +664,11 @@ class HttpMatrix(Rendered):
             for r in self.requests:
                 cell = self.cell(s, r)
                 seen = cell.observed
-                glyph = _glyph(seen.allowed, seen.denial) if seen else \
+                shown = _glyph(seen.allowed, seen.denial) if seen else \
                     _glyph(cell.expected.allowed, cell.expected.denial)
-                border = "3px solid #c00" if cell.matches is False else "1px solid #ccc"
-                tip = f"{cell.source} → {cell.destination}\n{cell.why(every_reason=True)}"
-                parts.append(f'<td title="{e(tip)}" style="background:'
-                             f'{_COLOURS.get(glyph, "#fff")};border:{border};padding:2px 6px">'
-                             f"{e(_word(cell))}</td>")
+                parts.append(_html_cell(_word(cell), shown, cell.matches is False,
+                                        f"{cell.source} → {cell.destination}\n"
+                                        f"{cell.why(every_reason=True)}"))
             parts.append("</tr>")
         parts.append(f"</table><div>{e(self.summary())}</div></div>")
         return "".join(parts)

@@ -27,7 +27,7 @@ from labkit.labs.common import (
     reference,
 )
 from labkit.labs.exercise import summary
-from labkit.matrix import HttpMatrix, request_label
+from labkit.matrix import Cell, HttpMatrix, request_label
 from labkit.model import HttpRequest
 
 if TYPE_CHECKING:
@@ -40,8 +40,9 @@ __all__ = ["ARTICLE_POLICY", "DNS_POLICY", "L7_POLICIES", "REQUESTS", "SERVED_NA
 
 L7_POLICIES = POLICIES / "cilium-l7"
 DNS_POLICY = POLICIES / "cilium-dns" / "frontend-egress.yaml"
-#: Names the lab serves itself (outside the cluster, documentation addresses, RFC 5737).
-SERVED_NAMES = {"catalog.shop.test": "198.51.100.10", "ads.tracker.test": "198.51.100.20"}
+#: Names the lab serves itself, outside the cluster (labkit.cni.cilium.served); the policy
+#: allows the first by name.
+SERVED_NAMES = ("catalog.shop.test", "ads.tracker.test")
 #: The article's policy, as printed (with its `kubectl apply` lost in a heading).
 ARTICLE_POLICY = """apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -149,22 +150,24 @@ def enforcement_always(lab: Lab) -> CheckResult:
 
 
 def dns_aware_egress(lab: Lab) -> CheckResult:
-    """toFQDNs on a simulated cluster: the frontend reaches catalog.shop.test (allowed by
-    name), not ads.tracker.test; without the DNS rule it reaches neither, because Cilium never
-    sees the lookup and so never learns the address. ``lab`` must be a sim lab."""
+    """toFQDNs: the frontend reaches catalog.shop.test (allowed by name), not
+    ads.tracker.test; without the DNS rule it reaches neither, because Cilium never sees the
+    lookup and so never learns the address. Both names are served by the lab itself."""
     name = "DNS-aware egress (toFQDNs)"
     ensure_cilium(lab)
-    for host, ip in SERVED_NAMES.items():
-        cilium.RECIPE.serve_name(lab, host, ip)
-    catalog, tracker = (f"ip:{ip}" for ip in SERVED_NAMES.values())
+    addresses = {host: cilium.RECIPE.serve_name(lab, host) for host in SERVED_NAMES}
+
+    def probe(host: str) -> Cell:  # by name: the pod looks it up, as toFQDNs needs
+        return lab.probe("shop-web/frontend", f"ip:{addresses[host]}", 80,
+                         http=HttpRequest("GET", "/", host=host))
+
     lab.apply(DNS_POLICY)
-    ok, other = lab.probe("shop-web/frontend", catalog, 80), lab.probe("shop-web/frontend",
-                                                                       tracker, 80)
+    ok, other = probe("catalog.shop.test"), probe("ads.tracker.test")
     doc = yaml.safe_load(DNS_POLICY.read_text(encoding="utf-8"))
     doc["spec"]["egress"] = [r for r in doc["spec"]["egress"] if "toFQDNs" in r
                              or "shop-api" in str(r)]
     lab.apply(doc)  # the same policy without its DNS rule
-    unlearned = lab.probe("shop-web/frontend", catalog, 80)
+    unlearned = probe("catalog.shop.test")
     clean_slate(lab)
     if not ok.seen.allowed or other.seen.allowed:
         raise fail(name, f"{describe(ok)}; {describe(other)}",
@@ -173,10 +176,12 @@ def dns_aware_egress(lab: Lab) -> CheckResult:
         raise fail(name, f"without the DNS rule: {describe(unlearned)}",
                    "without rules.dns Cilium learns no address, so toFQDNs admits nothing")
     why = next((r for r in unlearned.expected.reasons if "never learns" in r), "")
+    seen = unlearned.seen.detail.split("; ")[-1]  # on kind: curl's own words
+    why = why if seen in why else f"{why}; observed: {seen}"
     return CheckResult(name, True, "catalog.shop.test allowed by name, ads.tracker.test "
                        "dropped; without the DNS rule nothing is learned",
-                       [f"catalog.shop.test: {describe(ok)}",
-                        f"ads.tracker.test: {describe(other)}",
+                       [f"catalog.shop.test ({addresses['catalog.shop.test']}): {describe(ok)}",
+                        f"ads.tracker.test ({addresses['ads.tracker.test']}): {describe(other)}",
                         f"no DNS rule: {describe(unlearned)} ({why})"], lab.simulated)
 
 

@@ -1,4 +1,4 @@
-"""DNS-aware egress (toFQDNs + rules.dns) as Cilium 1.20 documents it (labkit.policy.cilium.fqdn)."""
+"""DNS-aware egress (toFQDNs + rules.dns) as Cilium 1.20 documents it (policy.cilium.fqdn)."""
 
 from __future__ import annotations
 

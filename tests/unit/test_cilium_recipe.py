@@ -273,13 +273,20 @@ def test_sim_install_status_and_services(tmp_path, monkeypatch) -> None:
     assert probes.ok and probes.simulated and len(probes.results) == 4
 
 
-def test_sim_services_need_a_translator(tmp_path, monkeypatch) -> None:
-    """Without kube-proxy and without the replacement nothing answers a ClusterIP."""
+@pytest.fixture
+def sim_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    """A simulated stage-cilium cluster with Cilium and the shop."""
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
     lab = Lab("cilium", backend="sim")
     lab.up()
     lab.install_cni("cilium")
     lab.deploy_shop()
+    return lab
+
+
+def test_sim_services_need_a_translator(sim_lab: Lab) -> None:
+    """Without kube-proxy and without the replacement nothing answers a ClusterIP."""
+    lab = sim_lab
     impl = lab.impl
     assert isinstance(impl, SimBackend)
     impl.cluster.cni.settings["kubeProxyReplacement"] = False  # type: ignore[union-attr]
@@ -288,12 +295,8 @@ def test_sim_services_need_a_translator(tmp_path, monkeypatch) -> None:
     assert all("no kube-proxy" in r[3] for r in probes.results)
 
 
-def test_sim_identities_shared_by_replicas(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
-    lab = Lab("cilium", backend="sim")
-    lab.up()
-    lab.install_cni("cilium")
-    lab.deploy_shop()
+def test_sim_identities_shared_by_replicas(sim_lab: Lab) -> None:
+    lab = sim_lab
     table = cilium.RECIPE.identities(lab)
     api = [r for r in table.rows if any("/api-" in p for p in r.pods)]
     assert len(api) == 1 and len(api[0].pods) == 2

@@ -172,3 +172,9 @@ def test_dns_probe_success_and_a_missing_program() -> None:
     assert ok.allowed
     missing = parse_output("LABKIT\t2\t127\tDNS\tsh: nslookup: not found\t\n")[2]
     assert not missing.allowed and missing.denial is None and "not found" in missing.detail
+
+
+def test_a_request_with_a_host_is_sent_by_name() -> None:
+    assert url_for("198.51.100.10", 80, HttpRequest("GET", "/", host="catalog.shop.test")) == \
+        "http://catalog.shop.test:80/"
+    assert url_for("198.51.100.10", 80, HttpRequest("GET", "/x")) == "http://198.51.100.10:80/x"

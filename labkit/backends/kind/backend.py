@@ -43,8 +43,9 @@ from labkit.policy import served_kinds
 from labkit.policy.kinds import parse_one
 from labkit.policy.state import add_policies
 from labkit.progress import Progress, wait_until
+from labkit.tools import docker, process
 from labkit.tools import kind as kind_tool
-from labkit.tools import process
+from labkit.tools.coredns import hosts_of as coredns_hosts
 from labkit.tools.files import home, write_atomic
 from labkit.tools.k8s import KubeApi, KubeClient, describe
 
@@ -168,6 +169,7 @@ class KindBackend(Backend):
     def down(self) -> None:
         """Delete the cluster, only if labkit created it (see :meth:`created_by_labkit`)."""
         name = self.stage.cluster_name
+        docker.remove_lab_containers(name, runner=self.run)
         if self.exists():
             if not self.created_by_labkit():
                 raise ClusterError(
@@ -213,6 +215,10 @@ class KindBackend(Backend):
             state.services[svc.key] = svc
         for n in self.node_rows():
             state.nodes[n.name] = n.node()
+        # Names the lab serves itself outside the cluster (labkit.tools.coredns), for toFQDNs.
+        coredns = self.kube.get("v1", "ConfigMap", "coredns", "kube-system") or {}
+        state.dns_names = {name: (ip,) for name, ip in coredns_hosts(
+            str((coredns.get("data") or {}).get("Corefile", ""))).items()}
         kinds = list(POLICY_KINDS) + sorted(k for k in served_kinds(self.installed_cni())
                                             if "Policy" in k[1] or k[1] == "Tier")
         add_policies(state, (obj for api, kind in dict.fromkeys(kinds)

@@ -69,7 +69,9 @@ class Outcome:
 
 
 def url_for(ip: str, port: int, http: HttpRequest | None) -> str:
-    host = f"[{ip}]" if ":" in ip else ip
+    """The URL curl asks for: by name when the request names a host (the pod then looks the
+    name up, as DNS-aware policies need), else by address."""
+    host = http.host if http is not None and http.host else f"[{ip}]" if ":" in ip else ip
     path = http.path if http is not None else "/"
     return f"http://{host}:{port}{path if path.startswith('/') else '/' + path}"
 

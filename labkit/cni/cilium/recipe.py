@@ -39,6 +39,7 @@ from labkit.backends.sim.cluster import CniRecord
 from labkit.backends.sim.ipam import NodeRangeIpam
 from labkit.cni import Check, Recipe
 from labkit.cni.cilium import identity as ids
+from labkit.cni.cilium import served
 from labkit.cni.cilium.status import (
     AgentStatus,
     CliStatus,
@@ -58,6 +59,7 @@ from labkit.errors import (
 )
 from labkit.model import Deployment, Service, ServicePort, Traffic
 from labkit.policy import Engine
+from labkit.policy.cilium.identity import IdentityAllocator, identity_labels
 from labkit.tools import helm
 from labkit.tools import kind as kind_tool
 
@@ -302,13 +304,12 @@ class Cilium(Recipe):
                                 kind=lambda b: _kind_set_enforcement(mode))
 
     # -- names the lab serves itself (DNS-aware policy) ----------------------------------
-    def serve_name(self, target: Any, name: str, ip: str) -> None:
-        """Make the cluster's DNS answer ``name`` with ``ip``, an address outside the cluster
-        (a name the lab serves itself, for toFQDNs). Sim only: on kind this is a CoreDNS
-        ``hosts`` entry and a server on the kind network, which labkit does not set up yet."""
+    def serve_name(self, target: Any, name: str) -> str:
+        """Serve ``name`` from outside the cluster and make the cluster's DNS answer it;
+        returns its address (labkit.cni.cilium.served)."""
         backend: Backend = getattr(target, "impl", target)
-        backend.dispatch(sim=lambda b: _sim_serve_name(b, name, ip),
-                         kind=lambda b: _kind_serve_name(name))
+        return backend.dispatch(sim=lambda b: served.serve_sim(b, name),
+                                kind=lambda b: served.serve_kind(b, name))
 
     # -- kube-proxy replacement, by behaviour -----------------------------------------
     def service_probes(self, target: Any, source: str) -> ServiceProbes:
@@ -372,22 +373,6 @@ def _sim_set_enforcement(backend: SimBackend, mode: str) -> str:
     return before
 
 
-def _sim_serve_name(backend: SimBackend, name: str, ip: str) -> None:
-    c = backend.cluster
-    if c.cni is None:
-        raise ClusterError("no CNI is installed [simulated]", hint="lab.install_cni('cilium')")
-    names = dict(c.cni.settings.get("dns_names") or {})
-    names[name.lower().rstrip(".")] = [ip]
-    c.cni.settings["dns_names"] = names
-    c.changed()
-
-
-def _kind_serve_name(name: str) -> None:
-    raise BackendUnsupported(
-        f"labkit cannot serve {name} on a kind cluster yet",
-        hint="DNS-aware egress is modelled on the sim backend (backend='sim')")
-
-
 def _kind_set_enforcement(mode: str) -> str:
     raise BackendUnsupported(
         f"labkit does not switch a real cluster to policyEnforcementMode={mode}",
@@ -430,18 +415,17 @@ def _sim_service_probes(backend: SimBackend, source: str) -> ServiceProbes:
 
 
 def _sim_identities(backend: SimBackend, namespaces: Sequence[str]) -> ids.Identities:
+    """The model's identities: the same allocator (and saved numbers) as the sim's Hubble
+    flows, so a pod shows the same identity in both."""
     c = backend.cluster
-    allocator = ids.IdentityAllocator()
-    triples = []
-    for key, sp in sorted(c.pods.items()):
-        pod = sp.pod
-        if pod.namespace not in namespaces or pod.host_network or sp.phase != "Running":
-            continue
-        ns = c.namespaces.get(pod.namespace)
-        labels = ids.security_labels(pod.labels, pod.namespace,
-                                     namespace_labels=ns.labels if ns else None,
-                                     service_account=pod.service_account)
-        triples.append((key, allocator.allocate(labels), labels))
+    state = c.state()
+    allocator = IdentityAllocator.from_dict(c.identities)
+    numbers = allocator.for_pods(state)
+    with c.batch():
+        c.identities = allocator.as_dict()
+    triples = [(key, number, identity_labels(state.pods[key], state))
+               for key, number in numbers.items()
+               if state.pods[key].namespace in namespaces]
     return ids.group(triples, simulated=True)
 
 
