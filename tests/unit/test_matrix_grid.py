@@ -59,7 +59,7 @@ def broken_lab() -> Lab:
     lab.apply("""
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: deny-db, namespace: shop-db}
+metadata: {name: deny-db, namespace: shop-api}
 spec: {podSelector: {}}
 """)
     victim = lab.workload_pods()[0]
