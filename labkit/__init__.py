@@ -4,14 +4,15 @@ The public surface is curated here; ``__all__`` stays sorted (a test checks it).
 Notebooks import from ``labkit`` and nothing else (a test checks that too), so the
 modules behind these names may move freely. Each lab's checks are public under the
 name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 02's,
-``checks_metallb`` lab 03's); ``calico`` and ``metallb`` are the recipe modules.
+``checks_metallb`` lab 03's, ``checks_mesh`` lab 08's); ``calico``, ``metallb`` and
+``gateway_api`` are the recipe and add-on modules.
 ``load_ipython_extension`` is what ``%load_ext labkit`` calls (the %kubectl magics).
 """
 
 # Before anything loads nbformat (the CLI's course runner does): jsonschema then finds
 # rfc3987_syntax deferred instead of building its grammars (labkit/imports.py).
 from labkit import imports as _imports  # noqa: F401
-from labkit.addons import metallb
+from labkit.addons import gateway_api, metallb
 from labkit.backends.base import ClusterStatus
 from labkit.cni.calico import recipe as calico
 from labkit.cni.cilium import recipe as cilium
@@ -38,6 +39,7 @@ from labkit.labs import calico as checks_calico
 from labkit.labs import cilium as checks_cilium
 from labkit.labs import flannel as checks
 from labkit.labs import l7 as checks_l7
+from labkit.labs import mesh as checks_mesh
 from labkit.labs import metallb as checks_metallb
 from labkit.magics import load_ipython_extension
 from labkit.magics.exercise import Wanted, check_typed
@@ -79,12 +81,14 @@ __all__ = [
     "checks_calico",
     "checks_cilium",
     "checks_l7",
+    "checks_mesh",
     "checks_metallb",
     "choose_backend",
     "cilium",
     "claims_table",
     "current_lab",
     "environments_dir",
+    "gateway_api",
     "load_ipython_extension",
     "load_objects",
     "load_versions",

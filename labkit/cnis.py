@@ -148,7 +148,9 @@ CNIS: dict[str, CniProfile] = {
 }
 
 #: API groups of add-ons (not CNIs) whose kinds labkit recognises, for "comes with" hints.
-ADDON_CRD_GROUPS = {"metallb.io": "metallb"}
+#: The Gateway API's CRDs ship apart from any implementation (its standard-install.yaml).
+ADDON_CRD_GROUPS = {"metallb.io": "metallb",
+                    "gateway.networking.k8s.io": "the Gateway API CRDs (standard-install.yaml)"}
 
 #: Namespaces of Kubernetes and kind themselves.
 KUBERNETES_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")

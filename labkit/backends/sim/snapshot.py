@@ -23,7 +23,7 @@ from typing import Any
 
 from labkit import model
 from labkit.backends.sim.cluster import CniRecord, SimCluster, SimNode, SimPod
-from labkit.backends.sim.controllers import SimAllocator
+from labkit.backends.sim.controllers import SimAllocator, SimGatewayController
 from labkit.backends.sim.ipam import CalicoIpam, NodeRangeIpam
 from labkit.environments import Stage
 from labkit.errors import ClusterError
@@ -137,6 +137,8 @@ def _ipam_from(data: dict[str, Any]) -> Any:
 def _hook_data(hook: Any) -> dict[str, Any]:
     if isinstance(hook, SimAllocator):
         return {"type": "metallb", "addresses": hook.addresses, "assigned": hook.assigned}
+    if isinstance(hook, SimGatewayController):
+        return {"type": "cilium-gateway-api", "objects": hook.docs}
     raise _unsupported("controller hook", hook)
 
 
@@ -145,6 +147,8 @@ def _hook_from(data: dict[str, Any]) -> Any:
         hook = SimAllocator(list(data["addresses"]))
         hook.assigned = dict(data["assigned"])
         return hook
+    if data["type"] == "cilium-gateway-api":
+        return SimGatewayController(dict(data["objects"]))
     raise ValueError(f"unknown controller hook type {data['type']!r}")
 
 
