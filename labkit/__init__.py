@@ -13,6 +13,7 @@ from labkit import imports as _imports  # noqa: F401
 from labkit.addons import metallb
 from labkit.backends.base import ClusterStatus
 from labkit.cni.calico import recipe as calico
+from labkit.cni.cilium import recipe as cilium
 from labkit.course.doctor import pinned_versions, run_doctor
 from labkit.course.plan import claims_table, plan_table
 from labkit.display import Table, simulated_banner
@@ -33,9 +34,11 @@ from labkit.hubble import Flow, FlowLog, ServiceMap, parse_flows, read_flows
 from labkit.hubble import suggest as suggest_policies
 from labkit.lab import Lab, choose_backend
 from labkit.labs import calico as checks_calico
+from labkit.labs import cilium as checks_cilium
 from labkit.labs import flannel as checks
+from labkit.labs import l7 as checks_l7
 from labkit.labs import metallb as checks_metallb
-from labkit.matrix import ConnectivityMatrix, Observation
+from labkit.matrix import ConnectivityMatrix, HttpMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy import Engine, build_state, load_objects, parse_text
 
@@ -50,6 +53,7 @@ __all__ = [
     "Engine",
     "Flow",
     "FlowLog",
+    "HttpMatrix",
     "HttpRequest",
     "Lab",
     "LabkitError",
@@ -68,8 +72,11 @@ __all__ = [
     "calico",
     "checks",
     "checks_calico",
+    "checks_cilium",
+    "checks_l7",
     "checks_metallb",
     "choose_backend",
+    "cilium",
     "claims_table",
     "environments_dir",
     "load_objects",

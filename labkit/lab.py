@@ -27,7 +27,7 @@ from labkit.cni.registry import recipe
 from labkit.display import Callout
 from labkit.environments import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
-from labkit.matrix import ConnectivityMatrix
+from labkit.matrix import ConnectivityMatrix, HttpMatrix
 from labkit.model import HttpRequest, Node, Pod, short_names
 from labkit.policy import Engine, served_kinds
 from labkit.policy.kinds import parse_documents
@@ -270,6 +270,28 @@ class Lab:
                                                http=http, title=title,
                                                labels=short_names([*srcs, *dsts], state.pods))
         return self._backend.observe_matrix(expected)
+
+    def http_matrix(self, sources: Iterable[str], destination: str,
+                    requests: Iterable[HttpRequest], port: int = 8080, *,
+                    title: str = "") -> HttpMatrix:
+        """Sources x HTTP requests to one destination: allowed, 403 (the L7 proxy answers) or
+        dropped (L3/L4: the client times out), expected against observed."""
+        if self.cni is None:
+            raise ClusterError("no CNI is installed: pods are Pending and have no address",
+                               hint="lab.install_cni('cilium') first")
+        srcs = [self.resolve(s) for s in sources]
+        dst = self.resolve(destination)
+        reqs = list(requests)
+        if not srcs or not reqs:
+            raise ClusterError("an HTTP matrix needs sources and requests",
+                               hint="e.g. requests=[HttpRequest('GET', '/healthz')]")
+        state = self._backend.state()
+        expected = HttpMatrix.build(Engine(state, cni=None), dst, port, srcs, reqs, title=title,
+                                    names=short_names([*srcs, dst], state.pods))
+        traffic = expected.traffic()
+        wanted = {t: expected.cell(t.source, t.http).expected.allowed
+                  for t in traffic if t.http is not None}
+        return expected.with_observed(self._backend.observe(traffic, wanted))
 
     def probe(self, source: str, destination: str, port: int = 8080, protocol: str = "TCP",
               http: HttpRequest | None = None) -> Cell:

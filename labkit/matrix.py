@@ -12,12 +12,12 @@ import io
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
-from labkit.display.render import SIMULATED_BADGE, Rendered
+from labkit.display.render import SIMULATED_BADGE, Rendered, text_table
 from labkit.errors import CheckFailed
-from labkit.model import Denial, HttpRequest, Verdict
+from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy.engine import Engine
 from labkit.policy.grid import Grid, Key, Layers, Port, bitstring, differ
 from labkit.policy.ir import iter_bits
@@ -367,11 +367,7 @@ class ConnectivityMatrix(Rendered):
     def _repr_html_(self) -> str:
         e = html.escape
         reasons = self.grid.cells <= HTML_REASONS_UP_TO
-        parts = ['<div class="labkit-matrix">']
-        if self.title:
-            parts.append(f"<strong>{e(self.title)}</strong>")
-        if self.simulated:
-            parts.append(f" {SIMULATED_BADGE}")
+        parts = _html_head(self.title, self.simulated)
         for port in self.ports:
             parts.append('<table style="border-collapse:collapse">'
                          f'<caption style="text-align:left">{port[1]}/{port[0]} &mdash; rows: '
@@ -520,3 +516,148 @@ def _html_cell(glyph: str, shown: str, differs: bool, tip: str) -> str:
     border = "3px solid #c00" if differs else "1px solid #ccc"
     return (f'<td title="{html.escape(tip)}" style="background:{colour};border:{border};'
             f'text-align:left;padding:2px 6px">{html.escape(glyph)}</td>')
+
+
+def _html_head(title: str, simulated: bool) -> list[str]:
+    """The opening of a matrix's HTML: its title and the simulated badge."""
+    parts = ['<div class="labkit-matrix">']
+    if title:
+        parts.append(f"<strong>{html.escape(title)}</strong>")
+    if simulated:
+        parts.append(f" {SIMULATED_BADGE}")
+    return parts
+
+
+def request_label(request: HttpRequest) -> str:
+    """``GET /healthz`` (with ``+header`` names when the request carries headers)."""
+    extra = "".join(f" +{k}" for k in sorted(request.headers))
+    return f"{request.method} {request.path}{extra}"
+
+
+_WORDS = {"✓": "allowed", "✗": "dropped", "403": "403"}
+
+
+def _word(cell: Cell) -> str:
+    """``allowed``, ``403`` or ``dropped``; where observed differs: ``expected → observed``."""
+    expected = _WORDS[_glyph(cell.expected.allowed, cell.expected.denial)]
+    if cell.observed is None:
+        return expected
+    seen = _WORDS[_glyph(cell.observed.allowed, cell.observed.denial)]
+    return f"{expected} → {seen}" if cell.matches is False else seen
+
+
+class HttpMatrix(Rendered):
+    """Sources x HTTP requests to one destination: each cell allowed, 403 or dropped.
+
+    The L7 view of a connectivity matrix (lab 05): an L3/L4 denial drops the packets (the
+    client times out), an L7 denial is answered by the proxy (``403 Access denied``).
+    """
+
+    def __init__(self, destination: str, port: int, sources: Sequence[str],
+                 requests: Sequence[HttpRequest], cells: Mapping[tuple[str, str], Cell], *,
+                 title: str = "", simulated: bool = False,
+                 names: Mapping[str, str] | None = None) -> None:
+        self.destination, self.port = destination, port
+        self.sources, self.requests = tuple(sources), tuple(requests)
+        self.cells = dict(cells)
+        self.title, self.simulated = title, simulated
+        self.names = dict(names or {})
+
+    @classmethod
+    def build(cls, engine: Engine, destination: str, port: int, sources: Sequence[str],
+              requests: Sequence[HttpRequest], *, title: str = "",
+              names: Mapping[str, str] | None = None) -> HttpMatrix:
+        """The expected side: one explained verdict per (source, request)."""
+        names = dict(names or {})
+        traffic = [Traffic(s, destination, port, "TCP", r) for s in sources for r in requests]
+        verdicts = engine.evaluate_all(traffic)
+        cells = {(t.source, request_label(t.http)):
+                 Cell(t.source, destination, port, "TCP", v,
+                      names=(names.get(t.source, ""), names.get(destination, "")))
+                 for t, v in zip(traffic, verdicts, strict=True) if t.http is not None}
+        return cls(destination, port, sources, requests, cells, title=title, names=names)
+
+    def traffic(self) -> list[Traffic]:
+        return [Traffic(s, self.destination, self.port, "TCP", r)
+                for s in self.sources for r in self.requests]
+
+    def with_observed(self, observed: Mapping[Traffic, Observation]) -> HttpMatrix:
+        cells = dict(self.cells)
+        for t, o in observed.items():
+            if t.http is not None:
+                key = (t.source, request_label(t.http))
+                cells[key] = replace(cells[key], observed=o)
+        simulated = self.simulated or any(o.simulated for o in observed.values())
+        return HttpMatrix(self.destination, self.port, self.sources, self.requests, cells,
+                          title=self.title, simulated=simulated, names=self.names)
+
+    def cell(self, source: str, request: HttpRequest | str) -> Cell:
+        label = request if isinstance(request, str) else request_label(request)
+        return self.cells[(source, label)]
+
+    def outcome(self, source: str, request: HttpRequest | str) -> str:
+        """``allowed``, ``403`` or ``dropped`` as observed (expected when not probed)."""
+        cell = self.cell(source, request)
+        seen = cell.observed
+        return _WORDS[_glyph(seen.allowed, seen.denial) if seen else
+                      _glyph(cell.expected.allowed, cell.expected.denial)]
+
+    def diff(self) -> list[Cell]:
+        return [c for c in self.cells.values() if c.matches is False]
+
+    def summary(self) -> str:
+        observed = sum(1 for c in self.cells.values() if c.observed is not None)
+        if not observed:
+            return f"expected only: {plural(len(self.cells), 'request')}"
+        label = " (simulated)" if self.simulated else ""
+        differ = len(self.diff())
+        agree = "observed matches expected" if not differ else \
+            f"{plural(differ, 'request')} differ from expected"
+        return f"observed{label}: {observed} of {plural(len(self.cells), 'request')}, {agree}"
+
+    def _name(self, key: str) -> str:
+        return self.names.get(key) or key
+
+    def to_text(self) -> str:
+        head = [self.title] if self.title else []
+        head.append(f"requests to {self._name(self.destination)} on TCP/{self.port} (rows: from)")
+        rows = [[self._name(s), *(_word(self.cell(s, r)) for r in self.requests)]
+                for s in self.sources]
+        table = text_table(["FROM", *(request_label(r) for r in self.requests)], rows)
+        return "\n".join([*head, table, "expected → observed where they differ",
+                          self.summary()])
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        parts = _html_head(self.title, self.simulated)
+        parts.append('<table style="border-collapse:collapse">'
+                     f"<caption>requests to {e(self._name(self.destination))} on "
+                     f"TCP/{self.port}</caption><tr><th></th>")
+        parts += [f'<th style="padding:2px 6px">{e(request_label(r))}</th>'
+                  for r in self.requests]
+        parts.append("</tr>")
+        for s in self.sources:
+            parts.append(f'<tr><th style="text-align:left;padding:2px 6px">{e(self._name(s))}'
+                         "</th>")
+            for r in self.requests:
+                cell = self.cell(s, r)
+                seen = cell.observed
+                glyph = _glyph(seen.allowed, seen.denial) if seen else \
+                    _glyph(cell.expected.allowed, cell.expected.denial)
+                border = "3px solid #c00" if cell.matches is False else "1px solid #ccc"
+                tip = f"{cell.source} → {cell.destination}\n{cell.why(every_reason=True)}"
+                parts.append(f'<td title="{e(tip)}" style="background:'
+                             f'{_COLOURS.get(glyph, "#fff")};border:{border};padding:2px 6px">'
+                             f"{e(_word(cell))}</td>")
+            parts.append("</tr>")
+        parts.append(f"</table><div>{e(self.summary())}</div></div>")
+        return "".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "simulated": self.simulated,
+                "destination": self.destination, "port": self.port,
+                "sources": list(self.sources),
+                "requests": [r.as_dict() for r in self.requests],
+                "cells": [{**c.as_dict(), "request": label, "outcome": _word(c)}
+                          for (_, label), c in self.cells.items()],
+                "summary": self.summary()}

@@ -22,6 +22,11 @@ CILIUM_CLUSTER_LABEL = "io.cilium.k8s.policy.cluster"
 CILIUM_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
+#: The name a cluster has for Cilium (Helm value ``cluster.name``, "default" unless set): pods
+#: carry it as ``io.cilium.k8s.policy.cluster``. Lab clusters leave it at the default, so a
+#: backend's state is named this, not after its kind cluster (a Cilium selector that names no
+#: cluster matches only pods of this one).
+LOCAL_CLUSTER = "default"
 
 
 class Namespaced:
@@ -63,7 +68,7 @@ class Pod(Namespaced):
     service_account: str = "default"
     host_network: bool = False
     #: ClusterMesh: the name of the cluster the pod runs in.
-    cluster: str = "default"
+    cluster: str = LOCAL_CLUSTER
 
     def resolve_port(self, name: str, protocol: str) -> int | None:
         """The number a named port means on this pod, if the pod declares it."""
@@ -169,7 +174,8 @@ class HttpRequest:
     method: str = "GET"
     path: str = "/"
     host: str = ""
-    headers: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # compared (two requests differing only in a header are two requests), not hashed (a dict)
+    headers: dict[str, str] = field(default_factory=dict, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "path": self.path}
@@ -235,7 +241,7 @@ class ClusterState:
     in the order they were applied; applying one under an existing name replaces it.
     """
 
-    name: str = "default"
+    name: str = LOCAL_CLUSTER
     namespaces: dict[str, Namespace] = field(default_factory=dict)
     pods: dict[str, Pod] = field(default_factory=dict)  # key: ns/name
     services: dict[str, Service] = field(default_factory=dict)
@@ -244,6 +250,13 @@ class ClusterState:
     policies: list[Any] = field(default_factory=list)
     pod_cidr: str = "10.244.0.0/16"
     service_cidr: str = "10.96.0.0/16"
+    #: Cilium's ``policyEnforcementMode``: "default" (an endpoint is isolated once a policy
+    #: selects it), "always" (every endpoint is isolated, with or without a policy) or
+    #: "never" (no policy is enforced). Other CNIs ignore it.
+    policy_enforcement: str = "default"
+    #: Names the cluster's DNS resolves to addresses outside it (name -> IPs): the names a lab
+    #: serves itself, for Cilium's toFQDNs (labkit.policy.cilium.fqdn).
+    dns_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def namespace(self, name: str) -> Namespace:
         """The namespace object; a namespace that only pods mention gets no extra labels."""

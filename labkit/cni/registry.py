@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from labkit.cni import Recipe, flannel, kindnet
 from labkit.cni.calico import recipe as calico
+from labkit.cni.cilium import recipe as cilium
 from labkit.cnis import CNIS
 from labkit.errors import ManifestError
 
@@ -11,6 +12,7 @@ RECIPES: dict[str, Recipe] = {
     "flannel": flannel.RECIPE,
     "kindnet": kindnet.RECIPE,
     "calico": calico.RECIPE,
+    "cilium": cilium.RECIPE,
 }
 
 

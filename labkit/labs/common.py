@@ -12,6 +12,7 @@ starts from, so any notebook runs on a fresh kernel or a fresh simulated cluster
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from labkit.environments import environments_dir
 from labkit.errors import CheckFailed
 from labkit.labs import exercise
 from labkit.labs.exercise import exercise as exercise_check
+from labkit.model import HttpRequest
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -88,13 +90,16 @@ def reference(name: str) -> str:
     return (environments_dir() / "exercises" / f"{name}.yaml").read_text(encoding="utf-8")
 
 
-def judge_policy(lab: Lab, name: str, answer: Any, exercise_id: str, reference_name: str
+def judge_policy(lab: Lab, name: str, answer: Any, exercise_id: str, reference_name: str,
+                 *, what: str = "MY_POLICY", requests: Sequence[HttpRequest] = ()
                  ) -> exercise.Answer:
     """Apply a policy answer (earlier attempts removed) and compare its meaning with the
-    reference over the whole cluster plus decoys; CheckFailed on the first difference."""
-    applied = exercise.apply_answer(lab, exercise_id, answer, what="MY_POLICY")
+    reference over the whole cluster plus decoys (and ``requests``, for L7 answers);
+    CheckFailed on the first difference."""
+    applied = exercise.apply_answer(lab, exercise_id, answer, what=what)
     _, ref_objects = lab.validate(reference(reference_name))
-    result = exercise.compare(applied.before, applied.objects, ref_objects)
+    result = exercise.compare(applied.before, applied.objects, ref_objects,
+                              requests=requests)
     if result.differences:
         more = len(result.differences) - 1
         raise fail(name, exercise.explain(result.differences[0], result.state, applied.docs)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from labkit.errors import CheckFailed, LabkitError
-from labkit.model import ClusterState, Namespace, Pod, Traffic, Verdict, short_names
+from labkit.model import ClusterState, HttpRequest, Namespace, Pod, Traffic, Verdict, short_names
 from labkit.policy import Engine
 from labkit.policy.state import add_policy
 
@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 ANNOTATION = "labkit/exercise"
 #: The kinds an exercise answer may be; earlier attempts are looked for among these.
 KINDS = (("networking.k8s.io/v1", "NetworkPolicy"), ("projectcalico.org/v3", "NetworkPolicy"),
-         ("projectcalico.org/v3", "GlobalNetworkPolicy"), ("v1", "Service"))
+         ("projectcalico.org/v3", "GlobalNetworkPolicy"), ("cilium.io/v2", "CiliumNetworkPolicy"),
+         ("v1", "Service"))
 OUTSIDE = "ip:203.0.113.10"  # TEST-NET-3 (RFC 5737): an address outside the cluster
 OTHER_PORT = 9090
 
@@ -116,6 +117,14 @@ class Difference:
         return self.learner.allowed and not self.reference.allowed
 
 
+def _outcome(v: Verdict) -> str:
+    """``allowed``, ``answered 403`` (an HTTP rule refused it) or ``dropped``."""
+    if v.allowed:
+        return "allowed"
+    return "answered 403" if v.denial is not None and v.denial.value == "http-403" \
+        else "dropped"
+
+
 @dataclass
 class Comparison:
     state: ClusterState
@@ -141,18 +150,22 @@ def _with(state: ClusterState, objects: Iterable[Any]) -> ClusterState:
 
 
 def compare(state: ClusterState, learner: Sequence[Any], reference: Sequence[Any],
-            ports: Sequence[int] = (8080, OTHER_PORT)) -> Comparison:
+            ports: Sequence[int] = (8080, OTHER_PORT),
+            requests: Sequence[HttpRequest] = ()) -> Comparison:
     """What ``learner`` allows against what ``reference`` allows, over every pod of
-    ``state`` plus the decoys and an outside address, on ``ports`` (TCP)."""
+    ``state`` plus the decoys and an outside address, on ``ports`` (TCP). With ``requests``
+    (L7 exercises) each is also sent on the first port, and a 403 differs from a drop."""
     full = with_decoys(state)
     pods = [k for k, p in full.pods.items() if not p.host_network]
     pods.sort(key=lambda k: (_rank(k), k))
     sources = [*pods, OUTSIDE]
     traffic = [Traffic(s, d, p) for p in ports for s in sources for d in pods if s != d]
+    traffic += [Traffic(s, d, ports[0], "TCP", r) for r in requests for s in sources
+                for d in pods if s != d]
     mine = Engine(_with(full, learner), cni=None).evaluate_all(traffic)
     ref = Engine(_with(full, reference), cni=None).evaluate_all(traffic)
     diffs = [Difference(t, a, b) for t, a, b in zip(traffic, mine, ref, strict=True)
-             if a.allowed != b.allowed]
+             if _outcome(a) != _outcome(b)]
     return Comparison(full, diffs, len(traffic))
 
 
@@ -167,7 +180,11 @@ def explain(diff: Difference, state: ClusterState, docs: Sequence[dict[str, Any]
     """The difference in plain words, with the classic mistake behind it when one fits."""
     t = diff.traffic
     src, dst = endpoint_label(t.source, state), endpoint_label(t.destination, state)
-    if diff.too_open:
+    if t.http is not None:
+        text = (f"with your policy {t.http.method} {t.http.path} from {src} to {dst} on TCP "
+                f"{t.port} is {_outcome(diff.learner)}; the exercise wants it "
+                f"{_outcome(diff.reference)}")
+    elif diff.too_open:
         text = f"your policy also lets {src} reach {dst} on TCP {t.port}; the exercise does not"
     else:
         text = f"your policy blocks {src} -> {dst} on TCP {t.port}, which the exercise keeps open"
@@ -191,6 +208,9 @@ def _main_reason(verdict: Verdict, docs: Sequence[dict[str, Any]]) -> str:
 def classic_mistake(diff: Difference, docs: Sequence[dict[str, Any]]) -> str:
     """A sentence naming the well-known mistake that explains ``diff``, or ""."""
     t = diff.traffic
+    cilium = _cilium_mistake(diff, docs)
+    if cilium:
+        return cilium
     for doc in docs:
         if doc.get("kind") != "NetworkPolicy" or "networking.k8s.io" not in str(
                 doc.get("apiVersion")):
@@ -211,6 +231,35 @@ def classic_mistake(diff: Difference, docs: Sequence[dict[str, Any]]) -> str:
                         (doc.get("metadata") or {}).get("namespace"):
                     return ("a podSelector alone only matches pods in the policy's own "
                             "namespace; add a namespaceSelector in the same item")
+    return ""
+
+
+def _cilium_mistake(diff: Difference, docs: Sequence[dict[str, Any]]) -> str:
+    """The classic CiliumNetworkPolicy mistakes (Cilium 1.20 docs: policy language, layer 7)."""
+    t = diff.traffic
+    for doc in docs:
+        if doc.get("kind") != "CiliumNetworkPolicy":
+            continue
+        ns = (doc.get("metadata") or {}).get("namespace")
+        for rule in (doc.get("spec") or {}).get("ingress") or []:
+            selectors = [s.get("matchLabels") or {} for s in rule.get("fromEndpoints") or []]
+            no_ns = [s for s in selectors if "k8s:io.kubernetes.pod.namespace" not in s]
+            if no_ns and not diff.learner.allowed and diff.reference.allowed \
+                    and t.source.split("/")[0] != ns:
+                return ("in a CiliumNetworkPolicy, fromEndpoints selects pods of the policy's "
+                        f"own namespace ({ns}) unless the selector names another with the label "
+                        "k8s:io.kubernetes.pod.namespace")
+            if diff.too_open and t.port == OTHER_PORT and selectors and not rule.get("toPorts"):
+                return "the rule has no `toPorts`, so it opens every port, not just 8080"
+        if t.http is not None and diff.too_open:
+            return ("an HTTP rule's method and path are regular expressions that must match the "
+                    "WHOLE value, and a request needs only one rule to match: look for a pattern "
+                    "that is wider than you meant (such as .*)")
+        if t.http is not None and not diff.learner.allowed and not diff.reference.allowed:
+            return ("this source reaches the proxy and gets 403 instead of being dropped: a rule "
+                    "admits it at L3/L4; only the frontend should pass L3/L4 at all"
+                    if _outcome(diff.learner) == "answered 403" else
+                    "this source is dropped at L3/L4 instead of reaching the proxy")
     return ""
 
 

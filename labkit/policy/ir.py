@@ -341,6 +341,9 @@ class Rule:
     ports: tuple[PortSpec, ...] = ()
     not_ports: tuple[PortSpec, ...] = ()
     http: tuple[HttpMatcher, ...] | None = None
+    #: Cilium ``rules.dns``: the names the DNS proxy lets the endpoint look up (None: no DNS
+    #: rule on this port; labkit.policy.cilium.fqdn).
+    dns: tuple[Any, ...] | None = None
 
     def port_ok(self, dst: Endpoint | None, port: int, protocol: str) -> bool:
         if self.ports and not any(s.matches(dst, port, protocol) for s in self.ports):

@@ -25,6 +25,9 @@ from labkit.tools.process import Result, run
 KIND_NETWORK = "kind"
 #: Label kind sets on every node container, valued with the cluster name.
 KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+#: Label labkit sets on containers it runs for a lab cluster beside the nodes (servers outside
+#: the cluster), valued with the cluster name: deleting the cluster removes them.
+LAB_CLUSTER_LABEL = "io.labkit.cluster"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -189,6 +192,16 @@ def run_on_network(
         hint=f"the image '{image}' must be present locally (pull it once, or load the "
         "course's offline image bundle)",
     )
+
+
+def remove_lab_containers(cluster: str, *, runner: Any = run) -> list[str]:
+    """Remove (``docker rm -f``) the containers labkit started for ``cluster``; their IDs."""
+    found = runner(["docker", "ps", "-aq", "--filter", f"label={LAB_CLUSTER_LABEL}={cluster}"],
+                   timeout=30, check=False)
+    ids = found.stdout.split() if found.returncode == 0 else []
+    if ids:
+        runner(["docker", "rm", "-f", *ids], timeout=60, check=False)
+    return ids
 
 
 def kind_node_containers(cluster: str, *, timeout: float = 30) -> list[str]:

@@ -31,15 +31,28 @@ def upgrade_install_argv(release: str, chart: str, *, kube_context: str, namespa
             "--namespace", namespace]
     if create_namespace:
         argv.append("--create-namespace")
-    if version:
-        argv += ["--version", version]
+    argv += _chart_options(version, values, set_values)
+    if wait:
+        argv += ["--wait", "--timeout", timeout]
+    return argv
+
+
+def _chart_options(version: str, values: Sequence[Path],
+                   set_values: Mapping[str, str] | None) -> list[str]:
+    argv = ["--version", version] if version else []
     for path in values:
         argv += ["--values", str(path)]
     for key, value in sorted((set_values or {}).items()):
         argv += ["--set", f"{key}={value}"]
-    if wait:
-        argv += ["--wait", "--timeout", timeout]
     return argv
+
+
+def template_argv(release: str, chart: str, *, namespace: str, version: str = "",
+                  values: Sequence[Path] = (), set_values: Mapping[str, str] | None = None
+                  ) -> list[str]:
+    """``helm template``: the manifests an install would create, rendered locally."""
+    return ["helm", "template", release, chart, "--namespace", namespace,
+            *_chart_options(version, values, set_values)]
 
 
 def upgrade_install(release: str, chart: str, *, kube_context: str, namespace: str,

@@ -156,7 +156,7 @@ def test_node_selector_in_namespaced_policy_says_where_it_belongs() -> None:
     assert "Clusterwide" in err.hint
 
 
-def test_fqdn_dns_and_authentication_are_accepted_with_warnings() -> None:
+def test_fqdn_and_dns_are_parsed_authentication_is_warned() -> None:
     p = cnp("""spec:
   endpointSelector: {}
   egress:
@@ -168,7 +168,17 @@ def test_fqdn_dns_and_authentication_are_accepted_with_warnings() -> None:
     authentication: {mode: required}
 """)
     text = "\n".join(p.warnings)
-    assert "toFQDNs is not modelled" in text
-    assert "dns is modelled at L4 only" in text
+    assert "toFQDNs" not in text and "dns" not in text  # both are modelled now
     assert "authentication is ignored" in text
     assert all(r.http is None for r in p.egress)
+    assert [f.match_pattern for f in p.egress[0].dns] == ["*"]
+    assert [f.match_name for f in p.egress[1].peer.fqdns] == ["api.example.com"]
+
+
+def test_fqdn_entry_needs_a_name_or_pattern() -> None:
+    err = error("""spec:
+  endpointSelector: {}
+  egress:
+  - toFQDNs: [{}]
+""")
+    assert err.field == "spec.egress[0].toFQDNs[0]" and "matchName" in str(err)

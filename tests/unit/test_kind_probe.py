@@ -64,6 +64,14 @@ def test_script_covers_every_target_in_one_shell() -> None:
     assert script.rstrip().endswith("wait")
 
 
+def test_headers_are_sent_with_curl() -> None:
+    script = build_script([Target(3, "http://10.244.1.3:8080/admin", "GET",
+                                  (("X-Role", "admin"), ("Authorization", "Bearer a b")))])
+    assert "p 3 GET http://10.244.1.3:8080/admin -H 'X-Role: admin' " \
+        "-H 'Authorization: Bearer a b' &" in script
+    assert "shift 3" in script and '"$@" "$u"' in script
+
+
 def test_parse_output_ignores_noise() -> None:
     out = "some warning\nLABKIT\t0\t0\t200\tNOW: 2026\t\nLABKIT\t1\t28\t000\t\tcurl: (28) x\n"
     parsed = parse_output(out)
@@ -129,3 +137,9 @@ def test_dns_probe_success_and_a_missing_program() -> None:
     assert ok.allowed
     missing = parse_output("LABKIT\t2\t127\tDNS\tsh: nslookup: not found\t\n")[2]
     assert not missing.allowed and missing.denial is None and "not found" in missing.detail
+
+
+def test_a_request_with_a_host_is_sent_by_name() -> None:
+    assert url_for("198.51.100.10", 80, HttpRequest("GET", "/", host="catalog.shop.test")) == \
+        "http://catalog.shop.test:80/"
+    assert url_for("198.51.100.10", 80, HttpRequest("GET", "/x")) == "http://198.51.100.10:80/x"

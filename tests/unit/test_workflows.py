@@ -69,3 +69,17 @@ def test_kind_workflow_runs_nbval_with_kind_backend():
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert "-p BACKEND kind" in runs and "--nbval-lax" in runs
     assert job["env"]["LABKIT_BACKEND"] == "kind"
+
+
+def test_the_kind_workflow_runs_every_notebook_once():
+    """Each course notebook falls in exactly one nbval step of the kind workflow."""
+    import fnmatch
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "notebooks-kind.yml").read_text())
+    steps = workflow["jobs"]["nbval-kind"]["steps"]
+    globs = [step["run"].split()[-1].removeprefix("ci-notebooks/") for step in steps
+             if "--nbval-lax" in step.get("run", "")]
+    assert globs, "no nbval step"
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+        hits = [g for g in globs if fnmatch.fnmatch(nb.name, g)]
+        assert len(hits) == 1, f"{nb.name} is run by {len(hits)} nbval steps ({globs})"

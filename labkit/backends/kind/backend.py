@@ -28,13 +28,23 @@ from labkit.errors import BackendUnsupported, ClusterError, ToolError
 from labkit.hubble.flow import Flow
 from labkit.hubble.log import FlowLog, parse_flows, time_key
 from labkit.matrix import Observation
-from labkit.model import ClusterState, ContainerPort, Namespace, Pod, Service, ServicePort, Traffic
+from labkit.model import (
+    LOCAL_CLUSTER,
+    ClusterState,
+    ContainerPort,
+    Namespace,
+    Pod,
+    Service,
+    ServicePort,
+    Traffic,
+)
 from labkit.policy import served_kinds
 from labkit.policy.kinds import parse_one
 from labkit.policy.state import add_policies
 from labkit.progress import Progress, wait_until
+from labkit.tools import docker, process
 from labkit.tools import kind as kind_tool
-from labkit.tools import process
+from labkit.tools.coredns import hosts_of as coredns_hosts
 from labkit.tools.k8s import KubeApi, KubeClient, describe
 
 if TYPE_CHECKING:
@@ -123,6 +133,7 @@ class KindBackend(Backend):
             report.finish("up")
 
     def down(self) -> None:
+        docker.remove_lab_containers(self.stage.cluster_name, runner=self.run)
         if self.exists():
             kind_tool.delete_cluster(self.stage.cluster_name, run=self.run)
         self._kube = None
@@ -145,7 +156,7 @@ class KindBackend(Backend):
         return set(served_kinds(self.installed_cni()))
 
     def state(self) -> ClusterState:
-        state = ClusterState(name=self.stage.cluster_name, pod_cidr=self.stage.pod_subnet,
+        state = ClusterState(name=LOCAL_CLUSTER, pod_cidr=self.stage.pod_subnet,
                              service_cidr=self.stage.service_subnet)
         for d in self.kube.list("v1", "Namespace"):
             meta = d.get("metadata") or {}
@@ -162,6 +173,10 @@ class KindBackend(Backend):
             state.services[svc.key] = svc
         for n in self.node_rows():
             state.nodes[n.name] = n.node()
+        # Names the lab serves itself outside the cluster (labkit.tools.coredns), for toFQDNs.
+        coredns = self.kube.get("v1", "ConfigMap", "coredns", "kube-system") or {}
+        state.dns_names = {name: (ip,) for name, ip in coredns_hosts(
+            str((coredns.get("data") or {}).get("Corefile", ""))).items()}
         kinds = list(POLICY_KINDS) + sorted(k for k in served_kinds(self.installed_cni())
                                             if "Policy" in k[1] or k[1] == "Tier")
         add_policies(state, (obj for api, kind in dict.fromkeys(kinds)
@@ -284,7 +299,8 @@ class KindBackend(Backend):
                 raise ClusterError(f"no running pod {t.destination}",
                                    hint="lab.pods() lists them")
             target = probe.Target(i, ip, dns=True) if dns else probe.Target(
-                i, probe.url_for(ip, t.port, t.http), t.http.method if t.http else "GET")
+                i, probe.url_for(ip, t.port, t.http), t.http.method if t.http else "GET",
+                tuple(sorted(t.http.headers.items())) if t.http else ())
             jobs.setdefault(t.source, []).append((t, target))
 
         def exec_script(source: str, script: str) -> process.Result:

@@ -53,6 +53,7 @@ class Target:
     id: int
     url: str  # for a DNS target: the DNS server's address
     method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()  # sent with curl -H 'Name: value'
     dns: bool = False
 
 
@@ -68,7 +69,9 @@ class Outcome:
 
 
 def url_for(ip: str, port: int, http: HttpRequest | None) -> str:
-    host = f"[{ip}]" if ":" in ip else ip
+    """The URL curl asks for: by name when the request names a host (the pod then looks the
+    name up, as DNS-aware policies need), else by address."""
+    host = http.host if http is not None and http.host else f"[{ip}]" if ":" in ip else ip
     path = http.path if http is not None else "/"
     return f"http://{host}:{port}{path if path.startswith('/') else '/' + path}"
 
@@ -78,9 +81,9 @@ def build_script(targets: Sequence[Target], *, connect_timeout: int = CONNECT_TI
     """The shell script for one source pod (busybox sh + curl, as in curlimages/curl)."""
     lines = [
         "p() {",
-        '  id=$1; m=$2; u=$3; b=/tmp/labkit-$id.body; e=/tmp/labkit-$id.err',
+        '  id=$1; m=$2; u=$3; shift 3; b=/tmp/labkit-$id.body; e=/tmp/labkit-$id.err',
         f'  c=$(curl -sS -o "$b" -w "%{{http_code}}" -X "$m" --connect-timeout {connect_timeout}'
-        f' --max-time {max_time} "$u" 2>"$e"); rc=$?',
+        f' --max-time {max_time} "$@" "$u" 2>"$e"); rc=$?',
         "  body=$(head -c 80 \"$b\" 2>/dev/null | tr '\\t\\n\\r' '   ')",
         "  err=$(head -c 200 \"$e\" 2>/dev/null | tr '\\t\\n\\r' '   ')",
         f"  printf '{MARK}\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$id\" \"$rc\" \"${{c:-000}}\" "
@@ -97,7 +100,9 @@ def build_script(targets: Sequence[Target], *, connect_timeout: int = CONNECT_TI
         "}",
     ]
     lines += [f"d {t.id} {shlex.quote(t.url)} &" if t.dns else
-              f"p {t.id} {shlex.quote(t.method)} {shlex.quote(t.url)} &" for t in targets]
+              " ".join([f"p {t.id} {shlex.quote(t.method)} {shlex.quote(t.url)}",
+                        *(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in t.headers)]) + " &"
+              for t in targets]
     lines.append("wait")
     return "\n".join(lines) + "\n"
 

@@ -43,6 +43,7 @@ from labkit.backends.sim.names import pod_suffix, template_hash
 from labkit.cnis import KUBERNETES_NAMESPACES
 from labkit.environments import Stage
 from labkit.model import (
+    LOCAL_CLUSTER,
     ClusterState,
     ContainerPort,
     Deployment,
@@ -370,9 +371,12 @@ class SimCluster:
 
     def state(self) -> ClusterState:
         running = {k: sp.pod for k, sp in self.pods.items() if sp.phase == "Running"}
+        settings = self.cni.settings if self.cni else {}
         return ClusterState(
-            name=self.stage.cluster_name, namespaces=dict(self.namespaces), pods=running,
+            name=LOCAL_CLUSTER, namespaces=dict(self.namespaces), pods=running,
             services=dict(self.services), secrets=dict(self.secrets),
             nodes={n.name: n.row().node() for n in self.nodes.values()},
             policies=list(self.policies), pod_cidr=self.stage.pod_subnet,
-            service_cidr=self.stage.service_subnet)
+            service_cidr=self.stage.service_subnet,
+            policy_enforcement=str(settings.get("policyEnforcementMode", "default")),
+            dns_names={n: tuple(ips) for n, ips in (settings.get("dns_names") or {}).items()})

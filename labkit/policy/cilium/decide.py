@@ -24,7 +24,14 @@ clusterwide) that select the local endpoint. Semantics, with their sources:
   ``policy-cidr-match-mode=nodes``), and SCTP (see ``SCTP_ENABLED``); endPort is
   supported since 1.16 and honoured;
 - Kubernetes deployments allow traffic from the local node to its pods
-  (``allow-localhost``, layer 3 docs "Access to/from local host").
+  (``allow-localhost``, layer 3 docs "Access to/from local host");
+- ``toFQDNs`` admits the addresses of the names the endpoint may look up through the DNS
+  proxy (an egress ``rules.dns`` rule to kube-dns on port 53), labkit.policy.cilium.fqdn;
+- ``policyEnforcementMode`` (``ClusterState.policy_enforcement``, security/policy/intro.rst
+  "Policy Enforcement Modes"): ``default`` isolates an endpoint once a rule selects it;
+  ``always`` isolates every endpoint in both directions even without any policy, so
+  everything not explicitly allowed, DNS to kube-dns included, is dropped; ``never``
+  enforces nothing (L7 rules included).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from labkit.model import CILIUM_NAMESPACE_LABEL
+from labkit.policy.cilium.fqdn import FqdnSelector
 from labkit.policy.cilium.match import NS_LABELS_PREFIX, CidrSet, CiliumSelector, node_of
 from labkit.policy.decision import DecideInput, Decision, has_bit
 from labkit.policy.ir import (
@@ -84,10 +92,15 @@ def decide(inp: DecideInput) -> Decision:
     u = inp.u
     local = inp.local
     who = local.key
+    mode = inp.state.policy_enforcement
+    if mode == "never":
+        return Decision(allowed=-1, reasons=lambda i: [
+            f"policyEnforcementMode=never: Cilium enforces no policy on {who}"])
     isolating: list[Policy] = []
     relaxed: list[Policy] = []  # select the endpoint with rules but enableDefaultDeny false
     allows: list[_Step] = []
     denies: list[_Step] = []
+    learned = _learned_names(inp) if d is Direction.EGRESS else []
     for p in inp.policies:
         if p.kind == NETWORK_POLICY:
             rules = p.rules(d)
@@ -103,7 +116,7 @@ def decide(inp: DecideInput) -> Decision:
             elif mine:
                 relaxed.append(p)
             for r in mine:
-                step = _Step(p, r, _cilium_rule_bits(inp, r))
+                step = _Step(p, r, _cilium_rule_bits(inp, r, learned))
                 (denies if r.action is Action.DENY else allows).append(step)
 
     denied = 0
@@ -121,11 +134,13 @@ def decide(inp: DecideInput) -> Decision:
             with_l7 |= s.bits
     localhost = _localhost_bits(inp) if d is Direction.INGRESS else 0
     plain |= localhost
-    if isolating:
+    always = mode == "always"
+    if isolating or always:
         allowed = 0 if sctp_blocked else (allowed_bits | localhost) & ~denied
     else:
         allowed = -1 & ~denied
-    names = ", ".join(p.ref for p in isolating)
+    names = ", ".join(p.ref for p in isolating) or \
+        "policyEnforcementMode=always (every endpoint is in default-deny, with or without a policy)"
 
     l7_bits = allowed & with_l7 & ~plain
 
@@ -147,7 +162,7 @@ def decide(inp: DecideInput) -> Decision:
             return [f"{who} {d}: {peer} on {on} is denied by {hits[0]} (deny rules take "
                     "precedence over every allow, NetworkPolicy included)"]
         out: list[str] = []
-        if not isolating:
+        if not isolating and not always:
             out.append(f"no policy puts {who} in default-deny for {d}, so {d} is not isolated")
             if relaxed:
                 out.append(f"{', '.join(p.ref for p in relaxed)} select {who} with "
@@ -164,6 +179,7 @@ def decide(inp: DecideInput) -> Decision:
             else:
                 out.append(f"{who} {d} is isolated by {names}; no rule admits {peer} on {on}")
                 out.extend(_ip_block_notes(inp, isolating, i))
+                out.extend(_fqdn_notes(inp, allows, learned, i))
         alternatives = l7(i)
         if alternatives is not None:
             out.append(f"HTTP to {who} on {on} must match one of: "
@@ -193,10 +209,55 @@ def _ports_bits(inp: DecideInput, rule: Rule, peers: int) -> int:
     return peers & rule.dst_port_bits(inp.u, inp.port, inp.protocol)
 
 
-def _cilium_rule_bits(inp: DecideInput, rule: Rule) -> int:
+def _cilium_rule_bits(inp: DecideInput, rule: Rule, learned: Sequence[str] = ()) -> int:
     bits_for = getattr(rule.peer, "bits_for", None)
     peers = bits_for(inp.u, inp.local) if bits_for is not None else rule.peer.bits(inp.u)
+    fqdns: tuple[FqdnSelector, ...] = getattr(rule.peer, "fqdns", ())
+    for name in learned:
+        if any(f.matches(name) for f in fqdns):
+            for ip in inp.state.dns_names[name]:
+                index = inp.u.by_key.get(f"ip:{ip}")
+                if index is not None:
+                    peers |= 1 << index
     return _ports_bits(inp, rule, peers)
+
+
+def _learned_names(inp: DecideInput) -> list[str]:
+    """The names whose addresses Cilium learns for this endpoint: those an egress rule with
+    ``rules.dns`` lets it look up at kube-dns on port 53 (the DNS proxy sees the answers)."""
+    if not inp.state.dns_names:
+        return []
+    u, local = inp.u, inp.local
+    dns_pods = [e for e in u.endpoints if e.kind is EndpointKind.POD
+                and e.namespace == "kube-system" and e.labels.get("k8s-app") == "kube-dns"]
+    patterns: list[FqdnSelector] = []
+    for p in inp.policies:
+        if p.kind not in CILIUM_KINDS:
+            continue
+        for r in p.rules(Direction.EGRESS) or ():
+            if r.dns is None or r.action is Action.DENY or (
+                    r.local is not None and not has_bit(r.local.bits(u), local.index)):
+                continue
+            bits_for = getattr(r.peer, "bits_for", None)
+            peers = bits_for(u, local) if bits_for is not None else r.peer.bits(u)
+            if any(has_bit(peers, e.index) and r.port_ok(e, 53, "UDP") for e in dns_pods):
+                patterns.extend(r.dns)
+    return [n for n in inp.state.dns_names if any(f.matches(n) for f in patterns)]
+
+
+def _fqdn_notes(inp: DecideInput, allows: Sequence[_Step], learned: Sequence[str],
+                i: int) -> list[str]:
+    """Why a toFQDNs rule did not admit an address that one of its names resolves to."""
+    ip = inp.u.endpoints[i].ip
+    names = [n for n, ips in inp.state.dns_names.items() if ip in ips]
+    out = []
+    for s in allows:
+        fqdns: tuple[FqdnSelector, ...] = getattr(s.rule.peer, "fqdns", ())
+        hit = [n for n in names if any(f.matches(n) for f in fqdns) and n not in learned]
+        if hit:
+            out.append(f"{s.rule.origin} names {hit[0]}, but no rules.dns lets {inp.local.key} "
+                       "look it up through kube-dns, so Cilium never learns its address")
+    return out
 
 
 def _np_rule_bits(inp: DecideInput, rule: Rule) -> int:

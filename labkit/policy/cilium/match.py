@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from labkit.model import CILIUM_CLUSTER_LABEL, CILIUM_NAMESPACE_LABEL
+from labkit.policy.cilium.fqdn import FqdnSelector
 from labkit.policy.ir import Endpoint, EndpointKind, Universe
 from labkit.policy.selectors import LabelSelector, Requirement
 
@@ -187,7 +188,7 @@ class CiliumPeers:
     entities: tuple[str, ...] = ()
     cidrs: tuple[CidrSet, ...] = ()
     wildcard: bool = False
-    fqdns: tuple[str, ...] = ()
+    fqdns: tuple[FqdnSelector, ...] = ()
 
     def bits(self, u: Universe) -> int:
         return self.bits_for(u, None)
@@ -202,7 +203,7 @@ class CiliumPeers:
             out |= entity_bits(u, entity, local)
         for c in self.cidrs:
             out |= c.bits(u)
-        return out  # toFQDNs: labkit resolves no names, so they add nothing
+        return out  # toFQDNs: added per endpoint by decide (they depend on its DNS rules)
 
     def describe(self) -> str:
         if self.wildcard:
@@ -210,7 +211,7 @@ class CiliumPeers:
         parts = [f"endpoints [{s.describe()}]" for s in self.selectors]
         parts += [f"entity {e}" for e in self.entities]
         parts += [f"CIDR {c.describe()}" for c in self.cidrs]
-        parts += [f"FQDN {f} (not resolved by labkit)" for f in self.fqdns]
+        parts += [f"FQDN {f.describe()}" for f in self.fqdns]
         return " or ".join(parts) or "nothing"
 
 

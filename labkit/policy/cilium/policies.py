@@ -5,8 +5,8 @@ CRD schema with server-side field validation does; fields the API server
 accepts but labkit cannot model are either refused with a hint (host policies,
 node selectors, CIDR groups, toServices, TLS, Kafka/proxylib rules removed in
 1.20) or accepted with a warning that says how they are modelled
-(``toFQDNs`` selects nothing, ``rules.dns`` is enforced at L4 only,
-``authentication`` is ignored). The combination rules (``decide``) live in
+(``authentication`` is ignored); ``toFQDNs`` and ``rules.dns`` follow
+labkit.policy.cilium.fqdn. The combination rules (``decide``) live in
 ``cilium_decide.py``; selectors in ``cilium_match.py``; HTTP in ``cilium_l7.py``.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from labkit.model import CILIUM_NAMESPACE_LABEL
 from labkit.policy.cilium.decide import CILIUM_KINDS, KIND_CCNP, KIND_CNP, decide
+from labkit.policy.cilium.fqdn import FqdnSelector
 from labkit.policy.cilium.l7 import HttpRule, parse_http_rules
 from labkit.policy.cilium.match import (
     ENTITIES,
@@ -148,12 +149,13 @@ class _Builder:
             entries = self.to_ports(r.get("toPorts"), f"{where}.toPorts", deny=deny)
             if "icmps" in r:
                 self.icmps(r["icmps"], f"{where}.icmps")
-                entries.append(((PortSpec("ICMP"),), None, "ICMP only"))
+                entries.append(((PortSpec("ICMP"),), None, None, "ICMP only"))
             action = Action.DENY if deny else Action.ALLOW
             if not entries:
                 out.append(Rule(origin + ", all ports)", action, peers, local))
-            for ports, http, what in entries:
-                out.append(Rule(f"{origin}, {what})", action, peers, local, ports, http=http))
+            for ports, http, dns, what in entries:
+                out.append(Rule(f"{origin}, {what})", action, peers, local, ports, http=http,
+                                dns=dns))
         return out
 
     def peers(self, r: dict[str, Any], where: str, keys: tuple[str, ...]) -> CiliumPeers:
@@ -164,7 +166,7 @@ class _Builder:
         selectors: list[CiliumSelector] = []
         entities: list[str] = []
         cidrs: list[CidrSet] = []
-        fqdns: list[str] = []
+        fqdns: list[FqdnSelector] = []
         ep_key, ent_key, cidr_key, set_key = keys[:4]
         for j, s in enumerate(self.ctx.sequence(r.get(ep_key), f"{where}.{ep_key}")):
             selectors.append(self.selector(s, f"{where}.{ep_key}[{j}]"))
@@ -182,9 +184,7 @@ class _Builder:
             for j, f in enumerate(self.ctx.sequence(r["toFQDNs"], f"{where}.toFQDNs")):
                 m = self.ctx.mapping(f, f"{where}.toFQDNs[{j}]",
                                      allowed=("matchName", "matchPattern"))
-                fqdns.append(str(m.get("matchName") or m.get("matchPattern") or ""))
-            self.warnings.append(f"{self.ref}: {where}.toFQDNs is not modelled (labkit "
-                                 "resolves no DNS names), so it admits no destination")
+                fqdns.append(self.fqdn(m, f"{where}.toFQDNs[{j}]"))
         return CiliumPeers(tuple(selectors), tuple(entities), tuple(cidrs), False, tuple(fqdns))
 
     def cidr_set(self, raw: Any, field: str) -> CidrSet:
@@ -212,8 +212,18 @@ class _Builder:
                 self.ctx.mapping(f, f"{field}[{i}].fields[{j}]", allowed=("family", "type"))
 
     # -- ports and L7 ---------------------------------------------------------------------
+    def fqdn(self, m: dict[str, Any], field: str) -> FqdnSelector:
+        name = self.ctx.string(m.get("matchName"), f"{field}.matchName")
+        pattern = self.ctx.string(m.get("matchPattern"), f"{field}.matchPattern")
+        if not name and not pattern:
+            raise self.ctx.error(field, "needs matchName or matchPattern",
+                                 hint='e.g. matchName: "catalog.shop.test" or '
+                                 'matchPattern: "*.shop.test"')
+        return FqdnSelector(name or "", "" if name else (pattern or ""))
+
     def to_ports(self, raw: Any, field: str, *, deny: bool
-                 ) -> list[tuple[tuple[PortSpec, ...], tuple[HttpRule, ...] | None, str]]:
+                 ) -> list[tuple[tuple[PortSpec, ...], tuple[HttpRule, ...] | None,
+                                 tuple[FqdnSelector, ...] | None, str]]:
         out = []
         allowed = ("ports",) if deny else ("ports", "rules", "terminatingTLS",
                                            "originatingTLS", "serverNames", "listener")
@@ -229,10 +239,15 @@ class _Builder:
                           for j, p in enumerate(self.ctx.sequence(m.get("ports"),
                                                                   f"{where}.ports")))
             http = self.l7(m.get("rules"), f"{where}.rules", ports)
+            rules = m.get("rules")
+            dns = tuple(self.fqdn(d, f"{where}.rules.dns[{k}]") for k, d in enumerate(
+                rules["dns"])) if isinstance(rules, dict) and "dns" in rules else None
             what = ", ".join(p.describe() for p in ports) if ports else "all ports"
             if http:
                 what += ", HTTP rules"
-            out.append((ports, http or None, what))
+            if dns is not None:
+                what += ", DNS rules"
+            out.append((ports, http or None, dns, what))
         return out
 
     def port(self, raw: Any, field: str) -> PortSpec:
@@ -293,8 +308,6 @@ class _Builder:
             for i, item in enumerate(self.ctx.sequence(r["dns"], f"{field}.dns")):
                 self.ctx.mapping(item, f"{field}.dns[{i}]",
                                  allowed=("matchName", "matchPattern"))
-            self.warnings.append(f"{self.ref}: {field}.dns is modelled at L4 only: the port "
-                                 "is allowed and every DNS query passes")
             return None
         if "http" not in r:
             return None
