@@ -36,6 +36,7 @@ from labkit.lab import Lab, choose_backend
 from labkit.labs import calico as checks_calico
 from labkit.labs import cilium as checks_cilium
 from labkit.labs import flannel as checks
+from labkit.labs import hubble as checks_hubble
 from labkit.labs import l7 as checks_l7
 from labkit.labs import metallb as checks_metallb
 from labkit.matrix import ConnectivityMatrix, HttpMatrix, Observation
@@ -72,6 +73,7 @@ __all__ = [
     "calico",
     "checks",
     "checks_calico",
+    "checks_hubble",
     "checks_cilium",
     "checks_l7",
     "checks_metallb",
