@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
+from labkit.environments import environments_dir
 from labkit.hubble.frame import workload
 from labkit.hubble.log import FlowLog, time_key
 from labkit.hubble.suggest import Suggestion, suggest
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
     from labkit.lab import Lab
 
 __all__ = ["UI_COMMANDS", "clean_slate", "ensure_cilium", "exercise_policy_drops",
-           "find_drops_403s_dns", "hubble_goal", "make_traffic", "policy_drops",
+           "find_drops_403s_dns", "hubble_goal", "hubble_running", "make_traffic", "policy_drops",
            "prove_suggestion", "suggest_from_flows"]
 
 #: How the UI is really opened in the pinned Cilium (erratum (d)), and what the article ran.
@@ -37,8 +40,33 @@ UI_COMMANDS = {
     "flows without a host CLI": "kubectl -n kube-system exec ds/cilium -c cilium-agent -- "
                                 "hubble observe -o jsonpb --last 200",
 }
+#: Lab 04's Helm values for the pinned Cilium chart (Hubble relay and UI on).
+VALUES = environments_dir() / "cilium" / "values.yaml"
 #: Enough history to hold this lab's traffic on every agent (Hubble keeps 4095 by default).
 LAST = 2000
+
+
+def hubble_running(lab: Lab) -> CheckResult:
+    """Hubble relay and UI are on in the Helm values and run in kube-system, and the agents
+    answer ``hubble observe``."""
+    name = "Hubble relay and UI"
+    ensure_cilium(lab)
+    values = yaml.safe_load(VALUES.read_text(encoding="utf-8")).get("hubble", {})
+    off = [part for part in ("relay", "ui") if not values.get(part, {}).get("enabled")]
+    if off:
+        raise fail(name, f"hubble.{off[0]}.enabled is not true in {VALUES.name}",
+                   f"set it in environments/cilium/{VALUES.name} and re-run lab 04's install")
+    running = {p.labels.get("app.kubernetes.io/name"): p.key for p in lab.pods("kube-system")}
+    missing = [app for app in ("hubble-relay", "hubble-ui") if app not in running]
+    if missing:
+        raise fail(name, f"no {' and no '.join(missing)} pod in kube-system",
+                   "cilium status shows what is wrong; the chart deploys them with the values")
+    log = lab.flows(1)
+    return CheckResult(name, True, "relay and UI are enabled and run; the agents answer "
+                       "hubble observe", [f"{app}: {running[app]}" for app in
+                                          ("hubble-relay", "hubble-ui")]
+                       + [f"flows recorded so far: {'some' if len(log) else 'none yet'}"],
+                       lab.simulated)
 
 
 def _new_flows(lab: Lab, mark: tuple[str, int]) -> FlowLog:
@@ -145,11 +173,12 @@ def exercise_policy_drops(lab: Lab, log: FlowLog, answer: Any) -> CheckResult:
     name = "exercise: the policy drops"
     if answer is None:
         return not_attempted(name, "put your selection of the DataFrame in MY_DROPS")
-    try:
-        chosen = set(answer.index)
-    except AttributeError:
+    import pandas as pd  # lazy: heavy, and only this exercise and DataFrame users need it
+
+    if not isinstance(answer, pd.DataFrame):
         raise fail(name, f"MY_DROPS is a {type(answer).__name__}, not a DataFrame",
-                   "select rows: df[(df.verdict == ...) & ...]") from None
+                   "select rows of the flows' DataFrame: df[(df.verdict == ...) & ...]")
+    chosen = set(answer.index)
     flows = list(log)
     drops = {id(f) for f in policy_drops(log)}
     want = {i for i, f in enumerate(flows) if id(f) in drops}
@@ -165,20 +194,28 @@ def exercise_policy_drops(lab: Lab, log: FlowLog, answer: Any) -> CheckResult:
                        "policy")
         if missed:
             why.append(f"you missed {len(missed)} policy drops (e.g. "
-                       f"{flows[min(missed)].summary})")
+                       f"{compact_line(flows[min(missed)])})")
         raise fail(name, "; ".join(why), "look at verdict, drop_reason and l7_type")
     if not want:
         raise fail(name, "there are no policy drops to find", "run make_traffic(lab) first")
-    first = flows[min(want)]
-    src, dst = first.source, first.destination
-    cell = lab.probe(f"{src.namespace}/{src.pod_name}", f"{dst.namespace}/{dst.pod_name}",
-                     first.l4.destination_port or SHOP_PORT) \
-        if src.pod_name and dst.pod_name else None
+    shop = ("shop-web", "shop-api")
+    again = next((flows[i] for i in sorted(want) if flows[i].source.namespace in shop
+                  and flows[i].destination.namespace in shop), flows[min(want)])
+    src, dst = again.source, again.destination
+    details = [f"e.g. {compact_line(again)}"]
+    if src.pod_name and dst.pod_name and src.namespace in shop and dst.namespace in shop:
+        clean_slate(lab)
+        lab.apply(L7_POLICIES)  # the policy that dropped it, then probe it again
+        cell = lab.probe(f"{src.namespace}/{src.pod_name}", f"{dst.namespace}/{dst.pod_name}",
+                         again.l4.destination_port or SHOP_PORT)
+        if cell.seen.allowed:
+            raise fail(name, f"under lab 05's policy the cluster let {cell.source} -> "
+                       f"{cell.destination} through, though Hubble saw it dropped",
+                       "is Cilium enforcing policies (cilium status)?")
+        details.append(f"probed again under lab 05's policy: {cell.source} -> "
+                       f"{cell.destination} dropped")
     return CheckResult(name, True, f"your {len(want)} flows are exactly the policy drops",
-                       [f"e.g. {compact_line(first)}"]
-                       + ([f"probed again: {cell.source} -> {cell.destination} "
-                           f"{'allowed' if cell.seen.allowed else 'dropped'}"] if cell else []),
-                       lab.simulated)
+                       details, lab.simulated)
 
 
 def hubble_goal(lab: Lab) -> CheckResult:
