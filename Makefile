@@ -5,6 +5,19 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BACKEND ?= auto
 OUT    ?= runs/latest
+# make lab: where JupyterLab listens. Root (a container) needs --allow-root; with no display
+# (a server, a container, SSH) there is no browser to open: say where to point one instead.
+LAB_IP   ?= 127.0.0.1
+LAB_PORT ?= 8888
+LAB_DIR  ?= notebooks
+LAB_ARGS := --ServerApp.ip=$(LAB_IP) --ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 \
+            --ServerApp.root_dir=$(LAB_DIR)
+ifeq ($(shell id -u),0)
+LAB_ARGS += --allow-root
+endif
+ifeq ($(shell uname -s)$(DISPLAY)$(WAYLAND_DISPLAY),Linux)
+LAB_ARGS += --no-browser
+endif
 
 .PHONY: setup run test lab lint bench clean
 
@@ -26,8 +39,9 @@ test: setup  ## the full test suite
 	$(BIN)/mypy --strict --follow-imports=silent labkit/policy labkit/model.py labkit/cnis.py
 	$(BIN)/python -m pytest -n 2
 
-lab: setup  ## JupyterLab on the notebooks
-	$(BIN)/jupyter lab notebooks/
+lab: setup  ## JupyterLab on the notebooks; prints the URL to open
+	@echo "make lab: JupyterLab on http://$(LAB_IP):$(LAB_PORT)/lab (open the URL with ?token=... that Jupyter prints below; Ctrl-C stops it)"
+	$(BIN)/jupyter lab $(LAB_ARGS)
 
 bench: setup
 	$(BIN)/python benchmarks/policy_engine.py --pods 1000 --policies 500 --json

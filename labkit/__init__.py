@@ -5,6 +5,7 @@ Notebooks import from ``labkit`` and nothing else (a test checks that too), so t
 modules behind these names may move freely. Each lab's checks are public under the
 name the notebooks know them by (``checks`` is lab 01's, ``checks_calico`` lab 02's,
 ``checks_metallb`` lab 03's); ``calico`` and ``metallb`` are the recipe modules.
+``load_ipython_extension`` is what ``%load_ext labkit`` calls (the %kubectl magics).
 """
 
 # Before anything loads nbformat (the CLI's course runner does): jsonschema then finds
@@ -32,13 +33,15 @@ from labkit.errors import (
 from labkit.gateway import SplitCheck, route_requests, split_check
 from labkit.hubble import Flow, FlowLog, ServiceMap, parse_flows, read_flows
 from labkit.hubble import suggest as suggest_policies
-from labkit.lab import Lab, choose_backend
+from labkit.lab import Lab, choose_backend, current_lab
 from labkit.labs import calico as checks_calico
 from labkit.labs import cilium as checks_cilium
 from labkit.labs import flannel as checks
 from labkit.labs import hubble as checks_hubble
 from labkit.labs import l7 as checks_l7
 from labkit.labs import metallb as checks_metallb
+from labkit.magics import load_ipython_extension
+from labkit.magics.exercise import Wanted, check_typed
 from labkit.matrix import ConnectivityMatrix, HttpMatrix, Observation
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy import Engine, build_state, load_objects, parse_text
@@ -69,18 +72,22 @@ __all__ = [
     "Traffic",
     "UnknownKindError",
     "Verdict",
+    "Wanted",
     "build_state",
     "calico",
+    "check_typed",
     "checks",
     "checks_calico",
-    "checks_hubble",
     "checks_cilium",
+    "checks_hubble",
     "checks_l7",
     "checks_metallb",
     "choose_backend",
     "cilium",
     "claims_table",
+    "current_lab",
     "environments_dir",
+    "load_ipython_extension",
     "load_objects",
     "load_versions",
     "metallb",

@@ -15,7 +15,10 @@ from typing import Any
 from labkit.backends.sim.store import folder
 from labkit.course import doctor
 from labkit.course.images.cli import register as register_images
+from labkit.course.room import summarize
 from labkit.course.runner import parse_parameter, run_course
+from labkit.course.tools_install import register as register_tools
+from labkit.environments import environments_dir
 from labkit.errors import LabkitError
 from labkit.gateway.cli import register as register_mesh
 from labkit.hubble.cli import register as register_hubble
@@ -35,9 +38,19 @@ def _render(obj: Any, output: str) -> str:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_doctor(args: argparse.Namespace) -> int:
+    if getattr(args, "doctor_command", None) == "summarize":
+        return cmd_doctor_summarize(args)
     report = doctor.run_doctor()
     print(_render(report, args.output))
     return 0 if report.ok else 1
+
+
+def cmd_doctor_summarize(args: argparse.Namespace) -> int:
+    room = summarize([Path(f) for f in args.files])
+    output = args.summary_output
+    print(room.to_html_page() if output == "html" else _render(room, output), end=(
+        "" if output == "html" else "\n"))
+    return 0
 
 
 def _lab(stage: str, backend: str) -> Any:
@@ -60,6 +73,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    """Delete a stage's cluster; with --all, every cluster labkit recorded creating.
+
+    kind clusters are deleted only when labkit created them (a record under LABKIT_HOME,
+    see KindBackend.created_by_labkit); any other cluster of the same name is left alone,
+    and the output says so and why.
+    """
     if not args.all and not args.stage:
         raise LabkitError("which cluster?", hint="name a stage (labkit down flannel) or use --all")
     stages = _all_stages() if args.all else [args.stage]
@@ -72,17 +91,26 @@ def cmd_down(args: argparse.Namespace) -> int:
         if not lab.exists():
             print(f"cluster {lab.cluster_name!r} not found ({lab.backend}): nothing to delete")
             continue
+        impl: Any = getattr(lab, "impl", None)
+        owned = getattr(impl, "created_by_labkit", None)
+        if args.all and owned is not None and not owned():
+            print(f"cluster {lab.cluster_name!r} left alone ({lab.backend}): labkit did not "
+                  f"create it (no record under {impl.workdir}); delete it yourself if it is "
+                  f"yours: kind delete cluster --name {lab.cluster_name}")
+            continue
         lab.down()
         print(f"cluster {lab.cluster_name!r} deleted ({lab.backend})")
     return 0
 
 
 def _all_stages() -> list[str]:
-    root = Path(__file__).resolve().parents[1] / "environments" / "stages"
-    stages = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    root = environments_dir() / "stages"
+    stages = sorted(p.name for p in root.iterdir() if (p / "kind-config.yaml").is_file()) \
+        if root.is_dir() else []
     if not stages:
         raise LabkitError(f"no stages found in {root}",
-                          hint="run labkit from a clone of the course repository")
+                          hint="run labkit from a clone of the course repository, or set "
+                          "LABKIT_ENVIRONMENTS")
     return stages
 
 
@@ -113,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check this machine for the course (exit 1 if a check fails)")
     p.add_argument("--output", choices=("text", "json", "html"), default="text")
     p.set_defaults(func=cmd_doctor)
+    room = p.add_subparsers(dest="doctor_command", metavar="summarize", required=False)
+    s = room.add_parser("summarize", help="a room's `doctor --output json` files as one HTML "
+                        "page: which laptop fails what, and the fix")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--output", dest="summary_output", choices=("html", "text", "json"),
+                   default="html", help="default html: a whole page, e.g. > room.html")
 
     p = sub.add_parser("up", help="create (or reuse) the cluster of a stage")
     p.add_argument("stage", metavar="STAGE", help="a folder of environments/stages, e.g. flannel")
@@ -145,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_mesh(sub)
     register_hubble(sub)
     register_images(sub)
+    register_tools(sub)
     return parser
 
 

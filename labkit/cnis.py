@@ -67,6 +67,10 @@ class CniProfile:
     #: versions used (still system namespaces when a cluster has them).
     namespaces: tuple[str, ...] = ()
     former_namespaces: tuple[str, ...] = ()
+    #: Namespaces its operator keeps while the CNI is installed (deleting one is refused in
+    #: sim: on a real cluster it stays Terminating), and how to remove the CNI instead.
+    operator_namespaces: tuple[str, ...] = ()
+    uninstall: str = ""
     datapath: Datapath = field(default_factory=Datapath)
     #: Keys of ``environments/versions.yaml`` whose images it needs (the offline bundle).
     components: tuple[str, ...] = ()
@@ -114,6 +118,11 @@ CNIS: dict[str, CniProfile] = {
                      Workload("calico-system", "calico-apiserver")),
         namespaces=("tigera-operator", "calico-system"),
         former_namespaces=("calico-apiserver",),
+        # The operator's ServiceAccounts in calico-system carry the tigera.io/cni-protector
+        # finalizer: a deleted calico-system stays Terminating while the Installation exists
+        # (projectcalico/calico#6629, tigera/operator#3413).
+        operator_namespaces=("calico-system",),
+        uninstall="delete the Installation 'default' (the operator then removes Calico)",
         datapath=Datapath(vxlan_port=4789, vxlan_vni=4096, wireguard_port=51820),
         components=("calico",),
     ),

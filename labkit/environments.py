@@ -16,15 +16,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from labkit.errors import ManifestError
+from labkit.inputs import quote, read_yaml
 
 #: Where kind's config schema lives; the only apiVersion kind v0.33 accepts.
 KIND_CONFIG_API = "kind.x-k8s.io/v1alpha4"
 #: kind's defaults when the config leaves them out (kind docs, "Configuration").
 DEFAULT_POD_SUBNET = "10.244.0.0/16"
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/16"
+#: kind's rule for cluster names (pkg/internal/apis/config/validate.go, validNameRE) and its
+#: length limit (pkg/cluster/internal/create/create.go, clusterNameMax: a node's host name is
+#: the cluster name plus "-control-plane", and host names stop at 64 characters).
+CLUSTER_NAME = re.compile(r"^[a-z0-9.-]+$")
+CLUSTER_NAME_MAX = 50
 
 
 def environments_dir() -> Path:
@@ -37,7 +41,7 @@ def environments_dir() -> Path:
 
 @lru_cache(maxsize=4)
 def _versions_at(path: str) -> dict[str, Any]:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ManifestError("versions.yaml must be a mapping", source=path)
     return data
@@ -95,6 +99,9 @@ class Stage:
 
     @classmethod
     def load(cls, name: str) -> Stage:
+        if "/" in name or name in (".", ".."):
+            raise ManifestError(f"no stage {quote(name)}: a stage is a folder name, not a path",
+                                hint="name a folder of environments/stages, e.g. flannel")
         folder = environments_dir() / "stages" / name
         config_path = folder / "kind-config.yaml"
         if not config_path.exists():
@@ -102,10 +109,11 @@ class Stage:
                            if (p / "kind-config.yaml").exists())
             raise ManifestError(f"no stage {name!r} ({config_path} does not exist)",
                                 hint=f"known stages: {', '.join(known) or 'none'}")
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        config = read_yaml(config_path)
         values_path = folder / "values.yaml"
-        values = (yaml.safe_load(values_path.read_text(encoding="utf-8")) or {}
-                  if values_path.exists() else {})
+        values = (read_yaml(values_path) or {}) if values_path.exists() else {}
+        if not isinstance(values, dict):
+            raise ManifestError("must be a mapping", source=str(values_path))
         stage = cls(name, config, values, folder)
         stage.validate(str(config_path))
         return stage
@@ -119,11 +127,27 @@ class Stage:
         if not isinstance(cfg.get("name"), str) or not cfg["name"]:
             raise ManifestError("is required", source=source, field="name",
                                 hint="name the cluster; its kube context is kind-<name>")
+        # A name of dots only passes kind's pattern but not Docker's container-name rule
+        # (it must start with a letter or digit), and "." or ".." would be a path here.
+        if not CLUSTER_NAME.match(cfg["name"]) or cfg["name"].strip(".") == "":
+            raise ManifestError(
+                f"{quote(cfg['name'])} is not a valid cluster name, cluster names must match "
+                f"`{CLUSTER_NAME.pattern}`", source=source, field="name",
+                hint="use lowercase letters, digits, '-' and '.' (kind's rule)")
+        if len(cfg["name"]) > CLUSTER_NAME_MAX:
+            raise ManifestError(f"cluster name should not be more than {CLUSTER_NAME_MAX} "
+                                "characters", source=source, field="name",
+                                hint="kind adds '-control-plane' to make node host names")
+        if not isinstance(cfg.get("networking") or {}, dict):
+            raise ManifestError("must be a mapping", source=source, field="networking")
+        nodes = cfg.get("nodes") or []
+        if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
+            raise ManifestError("must be a list of mappings", source=source, field="nodes")
         for key in ("podSubnet", "serviceSubnet"):
             text = self.networking.get(key)
             if text is not None:
                 try:
-                    ipaddress.ip_network(text)
+                    ipaddress.ip_network(str(text))
                 except ValueError as exc:
                     raise ManifestError(f"invalid CIDR {text!r}", source=source,
                                         field=f"networking.{key}") from exc

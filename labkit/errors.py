@@ -14,11 +14,21 @@
 
 from __future__ import annotations
 
+#: The longest message an error keeps: a user's 15 MB value is never echoed back whole.
+MAX_MESSAGE = 2000
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_MESSAGE:
+        return text
+    return f"{text[:MAX_MESSAGE]}... ({len(text) - MAX_MESSAGE} more characters)"
+
 
 class LabkitError(Exception):
     """Base of every error labkit raises on purpose."""
 
     def __init__(self, message: str, *, hint: str = "") -> None:
+        message, hint = _cut(message), _cut(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint

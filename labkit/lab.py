@@ -27,11 +27,12 @@ from labkit.cni.registry import recipe
 from labkit.display import Callout
 from labkit.environments import Stage, environments_dir, render
 from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ManifestError
+from labkit.inputs import quote
 from labkit.matrix import ConnectivityMatrix, HttpMatrix
 from labkit.model import HttpRequest, Node, Pod, short_names
 from labkit.policy import Engine, served_kinds
 from labkit.policy.kinds import parse_documents
-from labkit.policy.parse import documents_of, read_documents
+from labkit.policy.parse import ParseContext, documents_of, read_documents
 from labkit.progress import Progress
 from labkit.tools import process
 from labkit.tools.process import Result
@@ -78,6 +79,17 @@ def make_backend(name: str, stage: Stage) -> Backend:
     return SimBackend(stage)
 
 
+_current: Lab | None = None
+
+
+def current_lab() -> Lab:
+    """The lab this session last created or opened: the one ``%kubectl`` and friends act on."""
+    if _current is None:
+        raise ClusterError("no lab is open in this session",
+                           hint='open one first: lab = Lab("flannel", backend=BACKEND)')
+    return _current
+
+
 class Lab:
     """One stage's cluster, on kind or in the simulator."""
 
@@ -87,6 +99,11 @@ class Lab:
         self._backend = backend_impl or make_backend(choose_backend(backend), self.stage)
         #: Exercise checks run with this Lab: id -> passed (None: not attempted).
         self.exercises: dict[str, bool | None] = {}
+        self._make_current()
+
+    def _make_current(self) -> None:
+        global _current
+        _current = self
 
     # -- identity ------------------------------------------------------------------------
     @property
@@ -131,8 +148,9 @@ class Lab:
 
     # -- lifecycle -----------------------------------------------------------------------
     def up(self) -> ClusterStatus:
-        with Progress(f"cluster {self.cluster_name}") as p:
+        with Progress(f"cluster {self.cluster_name}") as p, self._backend.transaction():
             self._backend.up(p)
+        self._make_current()
         return self.status()
 
     def exists(self) -> bool:
@@ -171,7 +189,7 @@ class Lab:
                 raise ClusterError(f"{current} is already installed in {self.cluster_name}",
                                    hint="recreate the cluster (lab.down(); lab.up()) or "
                                    "follow the migration lab")
-            with Progress(f"installing {name}") as p:
+            with Progress(f"installing {name}") as p, self._backend.transaction():
                 r.install(self._backend, p)
         return r.verify(self._backend)
 
@@ -256,6 +274,7 @@ class Lab:
                ports: Iterable[tuple[int, str]] = ((8080, "TCP"),), *,
                http: HttpRequest | None = None, title: str = "") -> ConnectivityMatrix:
         """Expected (what the policies mean) against observed (what the data plane does)."""
+        ports = checked_ports(ports)
         if self.cni is None:
             raise ClusterError("no CNI is installed: pods are Pending and have no address",
                                hint="lab.install_cni('flannel') first")
@@ -296,6 +315,9 @@ class Lab:
     def probe(self, source: str, destination: str, port: int = 8080, protocol: str = "TCP",
               http: HttpRequest | None = None) -> Cell:
         """One connection, expected and observed."""
+        ctx = ParseContext("lab.probe()")
+        port = ctx.port_number(port, "port")
+        protocol = ctx.protocol(protocol, "protocol")
         m = self.matrix([source], [destination], [(port, protocol)], http=http)
         return next(iter(m.cells.values()))
 
@@ -330,6 +352,22 @@ class Lab:
              timeout: float = 60) -> Result:
         return self._backend.exec(self.resolve(pod), argv, container=container,
                                   timeout=timeout)
+
+
+def checked_ports(ports: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+    """``ports`` as (number 1-65535, TCP/UDP/SCTP) pairs, or ManifestError naming the item."""
+    ctx = ParseContext("lab.matrix()")
+    if isinstance(ports, (str, bytes)) or not isinstance(ports, Iterable):
+        raise ctx.error("ports", f"expected a list of (port, protocol) pairs, got {quote(ports)}",
+                        hint="e.g. ports=[(8080, 'TCP')]")
+    out = []
+    for i, item in enumerate(ports):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ctx.error(f"ports[{i}]", f"{quote(item)} is not a (port, protocol) pair",
+                            hint="e.g. ports=[(8080, 'TCP')]")
+        out.append((ctx.port_number(item[0], f"ports[{i}][0]"),
+                    ctx.protocol(item[1], f"ports[{i}][1]")))
+    return out
 
 
 def documents(manifests: Manifests, *, source: str = "") -> list[tuple[str, dict[str, Any]]]:

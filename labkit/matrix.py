@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from labkit.display.render import SIMULATED_BADGE, Rendered, text_table
-from labkit.errors import CheckFailed
+from labkit.errors import CheckFailed, ManifestError
 from labkit.model import Denial, HttpRequest, Traffic, Verdict
 from labkit.policy.engine import Engine
 from labkit.policy.grid import Grid, Key, Layers, Port, bitstring, differ
@@ -150,6 +150,22 @@ _ALLOW_CODE = str.maketrans("10", ".X")
 #: Row codes (ROW_CODES) as the glyphs a learner reads.
 _SHOWN = {".": GLYPHS["allowed"], "X": GLYPHS[Denial.DROP], "F": GLYPHS[Denial.HTTP_403]}
 
+#: The most cells one matrix may have (sources x destinations x ports): the largest size the
+#: benchmarks measure (10,000 pods, all pairs: 124 MB with its JSON). Past it a size is refused
+#: before anything is computed, not left to exhaust memory. Documented in the README
+#: ("Limits"); probe a namespace or a few pods instead.
+MAX_CELLS = 100_000_000
+
+
+def check_matrix_size(sources: int, destinations: int, ports: int) -> None:
+    """ManifestError when a matrix would exceed :data:`MAX_CELLS`, before any is computed."""
+    cells = sources * destinations * ports
+    if cells > MAX_CELLS:
+        raise ManifestError(
+            f"a matrix of {sources} sources x {destinations} destinations x {ports} port(s) "
+            f"has {cells:,} cells; labkit computes at most {MAX_CELLS:,}",
+            hint="narrow it: fewer pods (sources=/destinations=, or fewer manifests) or ports")
+
 
 @dataclass
 class Observed:
@@ -204,6 +220,8 @@ class ConnectivityMatrix(Rendered):
                  http: HttpRequest | None = None, title: str = "",
                  labels: Mapping[str, str] | None = None) -> ConnectivityMatrix:
         """The expected side, from the engine's bitset grid."""
+        ports = tuple(ports)
+        check_matrix_size(len(sources), len(destinations), len(ports))
         return cls(engine.grid(sources, destinations, ports, http=http), title=title,
                    labels=labels)
 
@@ -496,6 +514,9 @@ class _Cells(Mapping[Key, Cell]):
 
 
 _COLOURS = {"✓": "#d9f2d9", "✗": "#f7d4d4", "403": "#fde7c2"}
+#: A cell's class names the verdict it shows ("differs" when observed is not expected), for
+#: styles and for tests that read the rendered page.
+_CLASSES = {"✓": "allowed", "✗": "dropped", "403": "http-403"}
 _SWATCH = ('<span style="display:inline-block;min-width:1.6em;text-align:center;'
            'background:{bg};border:{border};margin:0 4px">{glyph}</span>')
 _HTML_LEGEND = "".join(
@@ -511,11 +532,13 @@ _HTML_LEGEND = "".join(
 
 def _html_cell(glyph: str, shown: str, differs: bool, tip: str) -> str:
     """One cell: ``glyph`` as text (``expected → observed`` where they differ), coloured by
-    what was ``shown`` (observed where probed)."""
+    what was ``shown`` (observed where probed), classed by it too (and ``differs``)."""
     colour = _COLOURS.get(shown, "#fff")
     border = "3px solid #c00" if differs else "1px solid #ccc"
-    return (f'<td title="{html.escape(tip)}" style="background:{colour};border:{border};'
-            f'text-align:left;padding:2px 6px">{html.escape(glyph)}</td>')
+    classes = _CLASSES.get(shown, "unknown") + (" differs" if differs else "")
+    return (f'<td class="{classes}" title="{html.escape(tip)}" style="background:{colour};'
+            f'border:{border};text-align:left;padding:2px 6px">{html.escape(glyph)}</td>')
+
 
 
 def _html_head(title: str, simulated: bool) -> list[str]:

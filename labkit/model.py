@@ -69,6 +69,8 @@ class Pod(Namespaced):
     host_network: bool = False
     #: ClusterMesh: the name of the cluster the pod runs in.
     cluster: str = LOCAL_CLUSTER
+    #: Its containers' names, in spec order (kubectl's READY counts them; exec picks one).
+    containers: tuple[str, ...] = field(default=(), compare=False)
 
     def resolve_port(self, name: str, protocol: str) -> int | None:
         """The number a named port means on this pod, if the pod declares it."""
@@ -88,6 +90,7 @@ class Deployment(Namespaced):
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     ports: tuple[ContainerPort, ...] = ()
     image: str = ""
+    containers: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

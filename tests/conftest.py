@@ -9,15 +9,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--kind", action="store_true", default=False,
                      help="also run tests marked 'kind' against real kind clusters "
                      "(needs Docker and kind; creates and deletes the lab clusters)")
+    parser.addoption("--binder", action="store_true", default=False,
+                     help="also run tests marked 'binder' (a fresh venv built like "
+                     "binder/postBuild; a pip install); always on when CI=true")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--kind"):
-        return
-    skip = pytest.mark.skip(reason="needs a real kind cluster: run with --kind")
+    import os
+
+    opt_in = {"kind": (config.getoption("--kind"), "needs a real kind cluster: run with --kind"),
+              "binder": (config.getoption("--binder") or os.environ.get("CI") == "true",
+                         "builds a fresh Binder environment (slow): run with --binder; "
+                         "CI=true runs it")}
     for item in items:
-        if "kind" in item.keywords:
-            item.add_marker(skip)
+        for marker, (wanted, why) in opt_in.items():
+            if marker in item.keywords and not wanted:
+                item.add_marker(pytest.mark.skip(reason=why))
 
 
 # -- isolation: simulated clusters are saved under LABKIT_HOME; tests never touch the user's ----
@@ -52,3 +59,15 @@ def _labkit_home(tmp_path_factory: pytest.TempPathFactory,
     """Each test starts with no saved simulated cluster: an empty LABKIT_HOME of its own."""
     home = tmp_path_factory.mktemp("labkit-home", numbered=True)
     monkeypatch.setenv("LABKIT_HOME", str(home))
+
+
+#: The simulated API server's clock in tests: creation times (kubectl's AGE) are wall-clock
+#: times in real use, which would make two runs of the same steps save different files.
+FIXED_CLOCK = 1_750_000_000.0
+
+
+@pytest.fixture(autouse=True)
+def _sim_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.backends.sim import cluster
+
+    monkeypatch.setattr(cluster, "clock", lambda: FIXED_CLOCK)

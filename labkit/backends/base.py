@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -159,6 +160,11 @@ class Backend(ABC):
     # -- lifecycle ---------------------------------------------------------------------
     @abstractmethod
     def exists(self) -> bool: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Several changes as one: nobody else changes the cluster meanwhile (sim: the state
+        file's lock; kind: the API server orders writes itself, so nothing to hold)."""
+        return nullcontext()
 
     @abstractmethod
     def up(self, progress: Progress | None = None) -> None:

@@ -36,8 +36,8 @@ from labkit.backends.sim.ipam import NodeRangeIpam
 from labkit.cni import Check, Recipe
 from labkit.environments import pinned
 from labkit.errors import ClusterError, ManifestError
-from labkit.tools import docker
-from labkit.tools.files import fetch_url
+from labkit.tools import docker, process
+from labkit.tools.files import fetch_url, offline_file
 
 if TYPE_CHECKING:
     from labkit.backends.kind.backend import KindBackend
@@ -53,22 +53,37 @@ SUBNET_ENV = "/run/flannel/subnet.env"
 Fetch = Callable[[str], str]
 
 
-def cni_plugins_daemonset(tarball_url: str, curl_image: str, pause_image: str
-                          ) -> dict[str, Any]:
+#: Inside a kind node: where the recipe copies a loaded bundle's cni-plugins tarball.
+NODE_OFFLINE_DIR = "/opt/labkit/offline"
+
+
+def cni_plugins_daemonset(tarball_url: str, curl_image: str, pause_image: str,
+                          sha256: dict[str, str] | None = None) -> dict[str, Any]:
     """Workaround (b): copy the reference CNI plugins that a node lacks into /opt/cni/bin.
 
     hostNetwork because there is no pod network yet (that is the point); tolerates
     every taint because the nodes are NotReady; root because /opt/cni/bin is root's;
     copies only missing executables (not a LICENSE or README the tarball may carry), so
-    the image's own plugins stay as kind built them. The script uses only what busybox
-    in the curl image has (uname, sed, tar -z, basename, cp, mv).
+    the image's own plugins stay as kind built them. The tarball is the node's copy in
+    ``NODE_OFFLINE_DIR`` when an offline bundle put one there, else it is downloaded; either
+    way it must have the pinned SHA-256 (``sha256`` by arch) before it is unpacked. The
+    script uses only what busybox in the curl image has (uname, sed, tar -z, basename, cp,
+    mv, sha256sum, cut).
     """
+    sums = sha256 or {}
     script = "\n".join([
         "set -eu",
         'case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64|arm64) arch=arm64 ;; '
         '*) echo "unsupported arch $(uname -m)"; exit 1 ;; esac',
         'url=$(echo "$CNI_PLUGINS_URL" | sed "s/{arch}/$arch/g")',
-        'curl -fsSL --retry 5 --retry-delay 2 -o /tmp/cni-plugins.tgz "$url"',
+        'local_copy="$OFFLINE_DIR/$(basename "$url")"',
+        'if [ -f "$local_copy" ]; then cp "$local_copy" /tmp/cni-plugins.tgz; '
+        'echo "using the offline bundle\'s $(basename "$url")"; '
+        'else curl -fsSL --retry 5 --retry-delay 2 -o /tmp/cni-plugins.tgz "$url"; fi',
+        'eval "want=\\${SHA256_$arch:-}"',
+        'got=$(sha256sum /tmp/cni-plugins.tgz | cut -d " " -f 1)',
+        'if [ -n "$want" ] && [ "$got" != "$want" ]; then echo "checksum mismatch for '
+        '$(basename "$url"): expected $want (pinned), got $got"; exit 1; fi',
         "mkdir -p /tmp/cni && tar -xzf /tmp/cni-plugins.tgz -C /tmp/cni",
         "for f in /tmp/cni/*; do",
         '  [ -f "$f" ] && [ -x "$f" ] || continue',
@@ -94,17 +109,51 @@ def cni_plugins_daemonset(tarball_url: str, curl_image: str, pause_image: str
                         "name": "install", "image": curl_image,
                         "command": ["sh", "-c", script],
                         "env": [{"name": "CNI_PLUGINS_URL", "value": tarball_url},
-                                {"name": "CNI_BIN_DIR", "value": "/host/opt/cni/bin"}],
+                                {"name": "CNI_BIN_DIR", "value": "/host/opt/cni/bin"},
+                                {"name": "OFFLINE_DIR", "value": "/host/offline"},
+                                *({"name": f"SHA256_{arch}", "value": value}
+                                  for arch, value in sorted(sums.items()))],
                         "securityContext": {"runAsUser": 0},
-                        "volumeMounts": [{"name": "cni-bin", "mountPath": "/host/opt/cni/bin"}],
+                        "volumeMounts": [{"name": "cni-bin", "mountPath": "/host/opt/cni/bin"},
+                                         {"name": "offline", "mountPath": "/host/offline",
+                                          "readOnly": True}],
                     }],
                     "containers": [{"name": "idle", "image": pause_image, "args": ["pause"]}],
                     "volumes": [{"name": "cni-bin", "hostPath": {"path": "/opt/cni/bin",
-                                                                  "type": "DirectoryOrCreate"}}],
+                                                                  "type": "DirectoryOrCreate"}},
+                                {"name": "offline", "hostPath": {"path": NODE_OFFLINE_DIR,
+                                                                 "type": "DirectoryOrCreate"}}],
                 },
             },
         },
     }
+
+
+def copy_offline_tarball(nodes: Sequence[str], progress: Progress | None = None,
+                         *, run: Callable[..., Any] | None = None) -> list[str]:
+    """After ``labkit images load``: put the bundle's cni-plugins tarball for each node's
+    architecture into the node (``docker cp``), where the DaemonSet uses it instead of
+    downloading. Returns the nodes that got one; none without a loaded bundle."""
+    template = str(pinned("cni_plugins", "tarball"))
+    if not any(offline_file(template.format(arch=a)) for a in ("amd64", "arm64")):
+        return []  # no bundle loaded: the DaemonSet downloads, as it always did
+    call = run or process.run
+    done = []
+    for node in nodes:
+        machine = call(["docker", "exec", node, "uname", "-m"], timeout=30).stdout.strip()
+        arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+        url = template.format(arch=arch or machine)
+        local = offline_file(url)
+        if arch is None or local is None:
+            continue
+        call(["docker", "exec", node, "mkdir", "-p", NODE_OFFLINE_DIR], timeout=30)
+        call(["docker", "cp", str(local), f"{node}:{NODE_OFFLINE_DIR}/{local.name}"],
+             timeout=300, hint="is there free disk space for the node containers?")
+        done.append(node)
+    if done and progress is not None:
+        progress.update(f"cni-plugins tarball from the offline bundle copied into "
+                        f"{len(done)} node(s)", force=True)
+    return done
 
 
 def flannel_documents(manifest: str, pod_subnet: str, source: str = "kube-flannel.yml"
@@ -161,7 +210,7 @@ class Flannel(Recipe):
         """(the CNI-plugins DaemonSet, Flannel's objects): exactly what install_kind applies."""
         images = pinned("images")
         plugins = cni_plugins_daemonset(pinned("cni_plugins", "tarball"), images["curl"],
-                                        images["agnhost"])
+                                        images["agnhost"], pinned("cni_plugins", "sha256"))
         url = pinned("flannel", "manifest")
         return plugins, flannel_documents(self.fetch(url), pod_subnet, source=url)
 
@@ -172,6 +221,7 @@ class Flannel(Recipe):
                                hint="recreate the cluster (lab.down(); lab.up()) or follow the "
                                "migration lab")
         plugins, docs = self.kind_documents(backend.stage.pod_subnet)
+        copy_offline_tarball([n.name for n in backend.node_rows()], progress, run=backend.run)
         backend.apply_raw([plugins])
         backend.wait_daemonset(PLUGINS_NAMESPACE, PLUGINS_DAEMONSET, timeout=300, progress=progress)
         backend.apply_raw(docs)

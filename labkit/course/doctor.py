@@ -58,6 +58,7 @@ class Host:
     exists: Callable[[str], bool] = os.path.exists
     system: str = field(default_factory=platform.system)
     machine: str = field(default_factory=platform.machine)
+    node: str = field(default_factory=platform.node)  # names the laptop in a room summary
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -171,6 +172,7 @@ TOOLS = (
              "warn"),
     ToolSpec("cilium", ("cilium", "version", "--client"), "cilium_cli",
              "the Cilium labs (04 onwards)", "warn"),
+    ToolSpec("hubble", ("hubble", "version"), "hubble", "the Hubble lab (07)", "warn"),
 )
 
 
@@ -186,38 +188,21 @@ def tool_version(spec: ToolSpec, output: str) -> tuple[int, int, int] | None:
     return parse_version(output)
 
 
-#: The exact Linux install commands of each tool's own docs, for the pinned version
-#: ({v}) and the machine's architecture ({arch}): kind's quick start, Kubernetes'
-#: "Install kubectl on Linux", Helm's binary releases, cilium-cli's README.
-LINUX_INSTALL = {
-    "kind": "curl -Lo ./kind https://kind.sigs.k8s.io/dl/{v}/kind-linux-{arch} && chmod +x "
-            "./kind && sudo mv ./kind /usr/local/bin/kind",
-    "kubectl": "curl -LO https://dl.k8s.io/release/{v}/bin/linux/{arch}/kubectl && sudo "
-               "install -m 0755 kubectl /usr/local/bin/kubectl",
-    "helm": "curl -fsSL https://get.helm.sh/helm-{v}-linux-{arch}.tar.gz | tar xz && sudo mv "
-            "linux-{arch}/helm /usr/local/bin/helm",
-    "cilium": "curl -L --fail -O https://github.com/cilium/cilium-cli/releases/download/{v}/"
-              "cilium-linux-{arch}.tar.gz && sudo tar xzvfC cilium-linux-{arch}.tar.gz "
-              "/usr/local/bin",
-}
-_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-def install_hint(host: Host, name: str, pinned_text: str) -> str:
-    """How to install ``name`` at the pinned version: the exact command on Linux."""
-    generic = process.INSTALL_HINTS.get(name, f"install {name}").split(";")[0]
-    arch = _ARCH.get(host.machine.lower(), "")
-    if host.system == "Linux" and arch and pinned_text and name in LINUX_INSTALL:
-        command = f"`{LINUX_INSTALL[name].format(v=pinned_text, arch=arch)}`"
-        return command + (" (or set LABKIT_KIND to a kind binary you already have)"
-                          if name == "kind" else "")
-    return f"{generic}; the course pins {pinned_text}" if pinned_text else generic
+def install_hint(name: str, pinned_text: str) -> str:
+    """How to install ``name`` at the pinned version, on every platform the course supports:
+    ``labkit tools install``, which checks the download against the upstream SHA-256 pinned in
+    versions.yaml (never an unverified ``curl``) and puts it where doctor and the kind backend
+    look first."""
+    pin = f" {pinned_text}" if pinned_text else ""
+    extra = " (or set LABKIT_KIND to a kind binary you already have)" if name == "kind" else ""
+    return (f"`labkit tools install {name}` (the pinned{pin}, checksum-verified, into "
+            f"$LABKIT_HOME/bin){extra}")
 
 
 def check_tool(host: Host, spec: ToolSpec, versions: Mapping[str, Any]) -> Check:
     pinned_text = str((versions.get(spec.pin_key) or {}).get("version", "")) if spec.pin_key else ""
     pinned = parse_version(pinned_text)
-    hint = install_hint(host, spec.name, pinned_text if pinned else "")
+    hint = install_hint(spec.name, pinned_text if pinned else "")
     if host.which(spec.name) is None:
         return Check(spec.name, spec.missing_status,
                      f"not installed; needed for {spec.needed_for}", hint)
@@ -320,6 +305,7 @@ class DoctorReport(Rendered):
     backend: str
     reason: str
     versions: dict[str, str] = field(default_factory=dict)
+    host: str = ""
 
     @property
     def ok(self) -> bool:
@@ -345,6 +331,7 @@ class DoctorReport(Rendered):
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "host": self.host,
             "ok": self.ok,
             "backend": self.backend,
             "reason": self.reason,
@@ -386,4 +373,4 @@ def run_doctor(host: Host | None = None, versions: Mapping[str, Any] | None = No
     checks += [check_tool(host, spec, versions) for spec in TOOLS]
     checks += [memory(host, info), inotify(host), wireguard(host, info)]
     backend, reason = choose_backend(checks, host.env)
-    return DoctorReport(checks, backend, reason, pinned_versions(versions))
+    return DoctorReport(checks, backend, reason, pinned_versions(versions), host.node)

@@ -5,27 +5,40 @@ Executes notebooks in order with papermill, passing parameters (BACKEND and any
 ``report.json`` (for programs) and ``report.html`` (for people). A failing
 notebook does not stop the run unless asked: later notebooks build their own
 clusters, and a full report is worth more to an instructor than the first error.
+
+No report lies and nothing is lost:
+
+- ``BACKEND`` comes from ``--backend`` only (``-p BACKEND=...`` is refused), so the
+  report's backend is the one the notebooks ran on;
+- the report says ``"state": "running"`` from the start, and ``"interrupted"`` when
+  the run is stopped (Ctrl-C), so a stale "4/4 passed" never survives a new run;
+- an output folder that holds (or is) a source notebook is refused: executed copies
+  would overwrite the learner's own notebooks;
+- one run at a time per output folder (an ``fcntl.flock`` on ``.labkit-run.lock``);
+- JSON is strict (no NaN), and report.html links are relative, quoted and escaped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
+from labkit import inputs
 from labkit.display import Table, escape, simulated_banner
 from labkit.errors import LabkitError
 from labkit.imports import defer_rfc3987_syntax
 from labkit.lab import choose_backend
+from labkit.tools.files import write_atomic
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 #: A cell that runs longer than this gets a progress line (throttled), so papermill logs
@@ -36,7 +49,7 @@ PROGRESS_EVERY_S = 10.0
 @dataclass
 class NotebookResult:
     name: str
-    status: str  # "passed" | "failed"
+    status: str  # "passed" | "failed" | "interrupted"
     seconds: float
     error: str | None = None
     cell: int | None = None  # 1-based position of the failing cell in the executed notebook
@@ -50,6 +63,8 @@ class CourseReport:
     backend: str
     parameters: dict[str, Any]
     notebooks: list[NotebookResult] = field(default_factory=list)
+    #: "running" while notebooks execute, then "finished" or "interrupted".
+    state: str = "finished"
 
     @property
     def ok(self) -> bool:
@@ -63,12 +78,13 @@ class CourseReport:
         return {
             "backend": self.backend,
             "simulated": self.simulated,
+            "state": self.state,
             "parameters": dict(self.parameters),
             "notebooks": [asdict(n) for n in self.notebooks],
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2, default=str)
+        return inputs.dumps(self.as_dict(), indent=2)
 
     def table(self) -> Table:
         table = Table(("notebook", "status", "seconds", "error"),
@@ -76,7 +92,9 @@ class CourseReport:
         for n in self.notebooks:
             table.add(n.name, n.status, f"{n.seconds:.1f}", n.error or "")
         passed = sum(n.status == "passed" for n in self.notebooks)
-        table.notes.append(f"{passed}/{len(self.notebooks)} notebooks passed")
+        table.notes.append(f"{passed}/{len(self.notebooks)} notebooks passed"
+                           + ("" if self.state == "finished" else
+                              f" so far: the run is {self.state.upper()}"))
         if self.simulated:
             table.notes.append(simulated_banner(True, "All cluster results in this run"))
         return table
@@ -89,9 +107,9 @@ class CourseReport:
 
     def to_html(self) -> str:
         links = "".join(
-            "<li>" + (f'<a href="{escape(Path(n.html).name)}">{escape(n.name)}</a>' if n.html
+            "<li>" + (f'<a href="{_href(n.html)}">{escape(n.name)}</a>' if n.html
                       else escape(n.name))
-            + f' ({escape(n.status)}; <a href="{escape(Path(n.output).name)}">.ipynb</a>)</li>'
+            + f' ({escape(n.status)}; <a href="{_href(n.output)}">.ipynb</a>)</li>'
             for n in self.notebooks if n.output
         )
         return (
@@ -99,23 +117,45 @@ class CourseReport:
             f"<title>CNI Lab run: {escape(self.backend)}</title></head>"
             "<body style='font-family:sans-serif'>"
             f"{self._repr_html_()}<h4>Executed notebooks</h4><ul>{links}</ul>"
-            f"<h4>Parameters</h4><pre>{escape(json.dumps(self.parameters, indent=2))}</pre>"
+            f"<h4>Parameters</h4><pre>{escape(inputs.dumps(self.parameters, indent=2))}</pre>"
             "</body></html>"
         )
 
 
+def _href(path: str) -> str:
+    """A link to a file of the output folder: "./" and percent-encoding make it relative
+    whatever the file is called (a notebook named "javascript:..." stays a file name)."""
+    return f"./{escape(urllib.parse.quote(Path(path).name))}"
+
+
 def parse_parameter(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE`` from the command line; VALUE is read as YAML (so 3, true, [a] work)."""
+    """``NAME=VALUE`` from the command line; VALUE is read as YAML (so 3, true, [a] work).
+
+    The value must be JSON (papermill writes it into the notebook, labkit into report.json):
+    NaN and infinities are refused; a YAML date or anything else JSON has no type for is
+    passed as the text that was typed.
+    """
     name, sep, raw = text.partition("=")
     if not sep or not name.isidentifier():
         raise LabkitError(
-            f"bad parameter {text!r}",
+            f"bad parameter {inputs.quote(text)}",
             hint="write parameters as NAME=VALUE, e.g. -p SOLVE_EXERCISES=true",
         )
+    if name == "BACKEND":
+        raise LabkitError("-p BACKEND is not a parameter: the backend comes from --backend",
+                          hint="use --backend kind or --backend sim")
     try:
-        value = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
+        value = inputs.yaml_document(raw, "-p") if raw else ""
+    except LabkitError:
         value = raw
+    try:
+        inputs.dumps(value)
+    except TypeError:  # a date, a set ...: JSON has no such type
+        value = raw
+    except ValueError as exc:
+        raise LabkitError(f"-p {name}={inputs.quote(raw)[1:-1]}: {exc}",
+                          hint="NaN and infinities are not JSON; pass a number or a string "
+                          "(quoted: -p NAME='\"nan\"')") from exc
     return name, value
 
 
@@ -139,6 +179,57 @@ def find_notebook(name: Path | str, folder: Path = NOTEBOOKS_DIR) -> Path:
     known = ", ".join(p.stem for p in folder.glob("[0-9][0-9]-*.ipynb"))
     raise LabkitError(f"no such notebook: {name}",
                       hint=f"give a path or a course notebook name ({known or 'none found'})")
+
+
+def checked_notebook(path: Path) -> Path:
+    """``path``, or LabkitError when it is not a Jupyter notebook (before anything runs)."""
+    data = inputs.json_value(inputs.read_text(path, what="notebook"), str(path),
+                             what="notebook")
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list) \
+            or not isinstance(data.get("metadata", {}), dict):
+        raise LabkitError(f"{path}: not a Jupyter notebook (no list of cells)",
+                          hint="name an .ipynb file saved by Jupyter")
+    return path
+
+
+def check_output_dir(out: Path, sources: Sequence[Path]) -> Path:
+    """The output folder, created; LabkitError when it cannot hold the run's results or
+    when it holds (or is) the folder of a source notebook, whose copy would overwrite it."""
+    resolved = out.resolve()
+    for src in sources:
+        if src.resolve().is_relative_to(resolved):
+            raise LabkitError(
+                f"--output-dir {out} contains the source notebook {src}: the executed copies "
+                "would overwrite your notebooks",
+                hint="write results elsewhere, e.g. --output-dir runs/latest")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise LabkitError(f"--output-dir {out} is a file, not a folder",
+                          hint="name a folder (it is created if missing)") from exc
+    except OSError as exc:
+        raise LabkitError(f"cannot create --output-dir {out}: {exc.strerror or exc}",
+                          hint="name a folder you can write to, e.g. runs/latest") from exc
+    return out
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """One ``labkit run`` per output folder: a second one fails at once, naming the folder."""
+    try:
+        fd = os.open(out / ".labkit-run.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise LabkitError(f"cannot write to --output-dir {out}: {exc.strerror or exc}",
+                          hint="name a folder you can write to, e.g. runs/latest") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise LabkitError(f"another labkit run is writing to {out}",
+                              hint="wait for it to finish, or use another --output-dir") from exc
+        yield
+    finally:
+        os.close(fd)
 
 
 def resolve_backend(backend: str) -> str:
@@ -194,18 +285,32 @@ def run_course(
     """Run ``notebooks`` (default: the whole course) and write the report; never raises for a
     failing notebook (the report says which one and where)."""
     stream = stream or sys.stderr
-    paths = [find_notebook(p) for p in notebooks] if notebooks else course_notebooks()
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if parameters and "BACKEND" in parameters:
+        raise LabkitError("BACKEND is not a parameter: the backend comes from --backend",
+                          hint="use --backend kind or --backend sim")
+    paths = [checked_notebook(p) for p in
+             ([find_notebook(n) for n in notebooks] if notebooks else course_notebooks())]
+    out = check_output_dir(Path(output_dir), paths)
     resolved = resolve_backend(backend)
     params = {"BACKEND": resolved, **(parameters or {})}
-    report = CourseReport(resolved, params)
-    progress = _Progress(stream, progress_every)
-    progress.say(f"labkit run: {len(paths)} notebook(s) on backend {resolved!r} -> {out}/")
-    if resolved == "sim":
-        progress.say("  (sim backend: cluster results are SIMULATED, no real cluster runs)")
-    with _fresh_sim_home(out if resolved == "sim" else None):
-        _run_all(paths, out, params, report, progress, fail_fast, timeout)
+    report = CourseReport(resolved, params, state="running")
+    with output_lock(out):
+        _write(report, out)  # "running": the previous run's report is gone from now on
+        progress = _Progress(stream, progress_every)
+        progress.say(f"labkit run: {len(paths)} notebook(s) on backend {resolved!r} -> {out}/")
+        if resolved == "sim":
+            progress.say("  (sim backend: cluster results are SIMULATED, no real cluster runs)")
+        try:
+            # No browser shows a widget in a papermill run: long waits print throttled lines.
+            with _fresh_sim_home(out if resolved == "sim" else None), \
+                    _environ("LABKIT_PROGRESS", os.environ.get("LABKIT_PROGRESS") or "plain"):
+                _run_all(paths, out, params, report, progress, fail_fast, timeout)
+        except BaseException:
+            report.state = "interrupted"
+            _write(report, out)
+            raise
+        report.state = "finished"
+        _write(report, out)
     passed = sum(n.status == "passed" for n in report.notebooks)
     progress.say(f"{passed}/{len(report.notebooks)} passed; report: {out / 'report.html'}, "
                  f"{out / 'report.json'}")
@@ -226,15 +331,22 @@ def _fresh_sim_home(out: Path | None) -> Iterator[None]:
     home = out / "sim-home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    before = os.environ.get("LABKIT_HOME")
-    os.environ["LABKIT_HOME"] = str(home.resolve())  # kernels inherit it
+    with _environ("LABKIT_HOME", str(home.resolve())):  # kernels inherit it
+        yield
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in this process's environment (so in the kernels it starts), then back."""
+    before = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop("LABKIT_HOME", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["LABKIT_HOME"] = before
+            os.environ[name] = before
 
 
 ENGINE = "labkit"
@@ -319,14 +431,21 @@ def _run_all(paths: list[Path], out: Path, params: dict[str, Any], report: Cours
                 kernel_name="python3", engine_name=engine,
                 progress_bar=False, cwd=str(path.parent.resolve()),
                 execution_timeout=timeout, **progress.hooks(total),
-                # ipykernel warns on every start about its TCP transport; keep logs readable
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # ipykernel warns on every start about its TCP transport, and logs a traceback
+                # when Ctrl-C closes its sockets mid-cell; a kernel that dies is reported by
+                # papermill (DeadKernelError) anyway: keep logs readable
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                 # no SIGINT at shutdown: it made ipykernel log "KeyboardInterrupt caught in
                 # kernel" after a notebook that passed (labkit/course/kernel.py)
                 kernel_manager_class=QuietShutdownKernelManager,
             )
         except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
             error, cell = _failure(exc)
+        except KeyboardInterrupt:
+            report.notebooks.append(NotebookResult(
+                path.stem, "interrupted", round(time.monotonic() - started, 2),
+                "interrupted (Ctrl-C) while running", None, str(target)))
+            raise
         seconds = round(time.monotonic() - started, 2)
         status = "failed" if error else "passed"
         page = render_html(target)
@@ -381,5 +500,10 @@ def _cell_count(path: Path) -> int:
 
 
 def _write(report: CourseReport, out: Path) -> None:
-    (out / "report.json").write_text(report.to_json() + "\n")
-    (out / "report.html").write_text(report.to_html())
+    """Both reports, each replaced atomically (a reader never sees half of one)."""
+    try:
+        write_atomic(out / "report.json", report.to_json() + "\n")
+        write_atomic(out / "report.html", report.to_html())
+    except OSError as exc:
+        raise LabkitError(f"cannot write the report to {out}: {exc.strerror or exc}",
+                          hint="name a folder you can write to, e.g. runs/latest") from exc

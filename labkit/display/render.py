@@ -29,7 +29,7 @@ class Rendered:
 
     def to_json(self, **kwargs: Any) -> str:
         kwargs.setdefault("indent", 2)
-        return json.dumps(self.as_dict(), **kwargs)
+        return json.dumps(self.as_dict(), allow_nan=False, **kwargs)
 
     def __str__(self) -> str:
         return self.to_text()

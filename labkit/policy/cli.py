@@ -14,21 +14,19 @@ rows form (one string of codes per source) unless ``--explain`` asks for the cel
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from labkit.errors import ManifestError
 from labkit.hubble.log import read_flows
 from labkit.hubble.suggest import suggest
+from labkit.inputs import dumps, read_text, yaml_document
 from labkit.matrix import ConnectivityMatrix
 from labkit.model import HttpRequest, Traffic, Verdict, parse_endpoint
 from labkit.policy.engine import CNIS, Engine, served_kinds
-from labkit.policy.kinds import load_objects
-from labkit.policy.parse import ParseContext
+from labkit.policy.kinds import parse_documents
+from labkit.policy.parse import ParseContext, read_documents
 from labkit.policy.state import build_state
 
 DEFAULT_CNI = "cilium"
@@ -68,18 +66,20 @@ def register(subparsers: Any) -> None:
     suggest.set_defaults(func=run_suggest)
 
 
-def _engine(manifests: list[str], cni: str) -> Engine:
-    objects = load_objects(manifests, served=served_kinds(cni))
+def _engine(manifests: list[str], cni: str, exclude: Path | None = None) -> Engine:
+    objects = parse_documents(read_documents(manifests, exclude=exclude),
+                              served=served_kinds(cni))
     return Engine(build_state(objects), cni)
 
 
 def run_check(args: argparse.Namespace) -> int:
     traffic = read_traffic(args.traffic)
-    engine = _engine(args.manifests, args.cni)
+    # The traffic file may sit in a scanned folder (environments/examples/policy-check/).
+    engine = _engine(args.manifests, args.cni, exclude=Path(args.traffic))
+    check_endpoints(traffic, engine, args.traffic)
     verdicts = engine.evaluate_all(traffic)
     if args.output == "json":
-        print(json.dumps({"cni": args.cni, "results": [v.as_dict() for v in verdicts]},
-                         indent=2))
+        print(dumps({"cni": args.cni, "results": [v.as_dict() for v in verdicts]}, indent=2))
         return 0
     for v in verdicts:
         print(verdict_text(v))
@@ -133,13 +133,7 @@ def parse_port(text: str) -> tuple[int, str]:
 
 def read_traffic(path: str) -> list[Traffic]:
     """The traffic file: a YAML list of {from, to, port, protocol, http}."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ManifestError(f"cannot read traffic file: {exc.strerror}", source=path) from exc
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"invalid YAML: {exc}".splitlines()[0], source=path,
-                            hint="the traffic file is a YAML list of connections") from exc
+    raw = yaml_document(read_text(path, what="traffic file"), path)
     ctx = ParseContext(path, "traffic")
     items = ctx.sequence(raw, "")
     out = []
@@ -157,8 +151,8 @@ def read_traffic(path: str) -> list[Traffic]:
         if t.get("http") is not None:
             h = ctx.mapping(t["http"], f"{where}.http", allowed=("method", "path", "host",
                                                                   "headers"))
-            headers = {str(k): str(v) for k, v in
-                       ctx.mapping(h.get("headers"), f"{where}.http.headers").items()}
+            headers = ctx.labels(h.get("headers"), f"{where}.http.headers", keys=False,
+                                 values=False, noun="header")
             http = HttpRequest(ctx.string(h.get("method"), f"{where}.http.method") or "GET",
                                ctx.string(h.get("path"), f"{where}.http.path") or "/",
                                ctx.string(h.get("host"), f"{where}.http.host"), headers)
@@ -166,3 +160,14 @@ def read_traffic(path: str) -> list[Traffic]:
                            ctx.protocol(t.get("protocol"), f"{where}.protocol"), http))
     return out
 
+
+def check_endpoints(traffic: list[Traffic], engine: Engine, source: str) -> None:
+    """Every pod a traffic item names exists in the manifests (else: the file and the item)."""
+    ctx = ParseContext(source, "traffic")
+    known = sorted(engine.state.pods)
+    for i, t in enumerate(traffic):
+        for end, value in (("from", t.source), ("to", t.destination)):
+            if not value.startswith("ip:") and value not in engine.state.pods:
+                raise ctx.error(f"[{i}].{end}", f"no pod {value[:120]} in the manifests",
+                                hint=f"known pods: {', '.join(known[:8])}" if known
+                                else "the manifests hold no pods")

@@ -83,6 +83,7 @@ def _pod(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:
         # ClusterMesh: a pod of another cluster carries that cluster's name, as Cilium's
         # identity label does; a lone manifest has no other way to say where a pod runs.
         cluster=labels.get(CILIUM_CLUSTER_LABEL, "default"),
+        containers=_container_names(spec.get("containers")),
     )]
 
 
@@ -119,7 +120,13 @@ def _deployment(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:
     if containers and isinstance(containers[0], Mapping):
         image = str(containers[0].get("image", ""))
     return [Deployment(namespace_of(doc), name_of(doc), replicas, labels,
-                       _container_ports(ctx, containers, "spec.template.spec.containers"), image)]
+                       _container_ports(ctx, containers, "spec.template.spec.containers"), image,
+                       _container_names(containers))]
+
+
+def _container_names(containers: Any) -> tuple[str, ...]:
+    """The containers' names (already checked as a list by _container_ports)."""
+    return tuple(str(c.get("name", "")) for c in containers or () if isinstance(c, Mapping))
 
 
 def _service(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:
@@ -146,7 +153,8 @@ def _service(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:
     return [Service(namespace_of(doc), name_of(doc),
                     ctx.labels(spec.get("selector"), "spec.selector"), tuple(ports), svc_type,
                     ctx.string(spec.get("clusterIP"), "spec.clusterIP"),
-                    annotations=ctx.labels(meta.get("annotations"), "metadata.annotations"))]
+                    annotations=ctx.labels(meta.get("annotations"), "metadata.annotations",
+                                           values=False))]
 
 
 def _secret(doc: dict[str, Any], ctx: ParseContext) -> list[Any]:

@@ -17,44 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from labkit.errors import ManifestError
+from labkit.inputs import quote, read_text, yaml_documents
 from labkit.policy.selectors import OPERATORS, LabelSelector, Requirement
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe YAML (libyaml's parser when PyYAML has it) that refuses duplicate keys.
-
-    kubectl's strict field validation refuses duplicate fields; a plain YAML
-    loader would silently keep the last one (``ingress: []`` then ``ingress: [{}]``).
-    """
-
-
-def _mapping_without_duplicates(loader: Any, node: yaml.MappingNode, deep: bool = False) -> Any:
-    """A mapping, each key constructed once (this runs for every object of every manifest)."""
-    loader.flatten_mapping(node)
-    out: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in out
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark, "found unhashable key",
-                key_node.start_mark) from None
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate field {key!r}", key_node.start_mark)
-        out[key] = loader.construct_object(value_node, deep=deep)
-    return out
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                              _mapping_without_duplicates)
-_LOADER = _StrictLoader
 METADATA_FIELDS = {"name", "namespace", "labels", "annotations", "uid", "resourceVersion",
                    "generation", "creationTimestamp", "managedFields", "ownerReferences",
                    "finalizers", "generateName"}
@@ -113,6 +82,13 @@ class ParseContext:
             raise self.error(field, f"expected a string, got {_kind_of(value)}")
         return value
 
+    def value_string(self, value: Any, field: str) -> str:
+        """A string item of a list: null, numbers and booleans are refused (quote them)."""
+        if not isinstance(value, str):
+            raise self.error(field, f"expected a string, got {_kind_of(value)}",
+                             hint="quote values such as \"true\", \"1\" or \"null\"")
+        return value
+
     def integer(self, value: Any, field: str, *, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(field, f"expected an integer, got {_kind_of(value)}")
@@ -142,38 +118,97 @@ class ParseContext:
             raise self.error(field, f"invalid CIDR {text!r}",
                              hint="write an address and prefix length, e.g. 10.0.0.0/24") from exc
 
-    def labels(self, value: Any, field: str) -> dict[str, str]:
+    def labels(self, value: Any, field: str, *, keys: bool = True, values: bool = True,
+               noun: str = "label") -> dict[str, str]:
+        """A string map; ``keys``/``values``: checked with the API server's label rules."""
         raw = self.mapping(value, field)
         out: dict[str, str] = {}
         for k, v in raw.items():
             # The API server decodes labels as strings and refuses numbers and booleans.
             if not isinstance(k, str) or not isinstance(v, str):
-                raise self.error(f"{field}.{k}", "label values must be strings",
+                raise self.error(f"{field}.{quote(k)}", f"{noun} values must be strings",
                                  hint="quote values such as \"true\" or \"1\"")
+            problem = (keys and label_key_problem(k)) or (values and label_value_problem(v))
+            if problem:
+                raise self.error(field, problem, hint=LABEL_HINT)
             out[k] = v
         return out
 
-    def label_selector(self, value: Any, field: str) -> LabelSelector:
-        """A Kubernetes LabelSelector; ``None`` and ``{}`` both select everything."""
+    def label_selector(self, value: Any, field: str, *, keys: bool = True) -> LabelSelector:
+        """A Kubernetes LabelSelector; ``None`` and ``{}`` both select everything.
+
+        ``keys=False`` for selectors whose keys carry a source prefix (Cilium's ``k8s:app``),
+        which the API server does not check as label keys.
+        """
         raw = self.mapping(value, field, allowed=("matchLabels", "matchExpressions"))
-        labels = self.labels(raw.get("matchLabels"), f"{field}.matchLabels")
+        labels = self.labels(raw.get("matchLabels"), f"{field}.matchLabels", keys=keys)
         reqs: list[Requirement] = []
         for i, expr in enumerate(self.sequence(raw.get("matchExpressions"),
                                                f"{field}.matchExpressions")):
             where = f"{field}.matchExpressions[{i}]"
             e = self.mapping(expr, where, allowed=("key", "operator", "values"))
             key = self.string(e.get("key"), f"{where}.key", required=True)
+            problem = keys and label_key_problem(key)
+            if problem:
+                raise self.error(f"{where}.key", problem, hint=LABEL_HINT)
             op = self.string(e.get("operator"), f"{where}.operator", required=True)
             if op not in OPERATORS:
                 raise self.error(f"{where}.operator", f"invalid operator {op!r}",
                                  hint=f"use one of {', '.join(OPERATORS)}")
-            values = tuple(str(v) for v in self.sequence(e.get("values"), f"{where}.values"))
+            values = tuple(self.value_string(v, f"{where}.values[{j}]") for j, v in
+                           enumerate(self.sequence(e.get("values"), f"{where}.values")))
             if op in ("In", "NotIn") and not values:
                 raise self.error(f"{where}.values", f"operator {op} needs at least one value")
             if op in ("Exists", "DoesNotExist") and values:
                 raise self.error(f"{where}.values", f"operator {op} takes no values")
+            for j, value in enumerate(values if keys else ()):
+                # apimachinery's ValidateLabelSelectorRequirement checks each value as a label
+                # value (unless an old object already held an invalid one).
+                problem = label_value_problem(value)
+                if problem:
+                    raise self.error(f"{where}.values[{j}]", problem, hint=LABEL_HINT)
             reqs.append(Requirement(key, op, values))
         return LabelSelector(tuple(sorted(labels.items())), tuple(reqs))
+
+
+# -- label syntax, as the API server checks it (apimachinery validation: IsQualifiedName,
+# IsValidLabelValue, IsDNS1123Subdomain), with its wording ------------------------------------
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")
+LABEL_HINT = ("label keys are [prefix/]name, values at most 63 characters of letters, digits, "
+              "'-', '_' and '.', starting and ending with a letter or digit")
+_NAME_RULE = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and "
+              "end with an alphanumeric character")
+
+
+def label_value_problem(value: str) -> str:
+    """Why the API server refuses ``value`` as a label value ("" when it accepts it)."""
+    if len(value) > 63:
+        return f"Invalid value: {quote(value)}: must be no more than 63 characters"
+    if value and not _LABEL_NAME.match(value):
+        return (f"Invalid value: {quote(value)}: a valid label must be an empty string or "
+                f"{_NAME_RULE[5:]}")
+    return ""
+
+
+def label_key_problem(key: str) -> str:
+    """Why the API server refuses ``key`` as a label key, a qualified name ("" if fine)."""
+    prefix, slash, name = key.rpartition("/")
+    bad = f"Invalid value: {quote(key)}: "
+    if slash and not prefix:
+        return bad + "prefix part must be non-empty"
+    if slash and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        return bad + ("prefix part a lowercase RFC 1123 subdomain must consist of lower case "
+                      "alphanumeric characters, '-' or '.', and must start and end with an "
+                      "alphanumeric character")
+    if not name:
+        return bad + "name part must be non-empty"
+    if len(name) > 63:
+        return bad + "name part must be no more than 63 characters"
+    if not _LABEL_NAME.match(name):
+        return bad + f"name part {_NAME_RULE}"
+    return ""
 
 
 def subnet_within(sub: str, net: str, *, strictly: bool = False) -> bool:
@@ -198,41 +233,52 @@ def _kind_of(value: Any) -> str:
 Parser = Callable[[dict[str, Any], ParseContext], list[Any]]
 
 # -- reading files -----------------------------------------------------------------------
-def read_documents(paths: Sequence[str | Path]) -> list[tuple[str, dict[str, Any]]]:
-    """(source, document) pairs from files or directories, in a stable order."""
+def read_documents(paths: Sequence[str | Path], *, exclude: Path | None = None
+                   ) -> list[tuple[str, dict[str, Any]]]:
+    """(source, document) pairs from files or directories, in a stable order.
+
+    A directory contributes its regular ``*.yaml``/``*.yml``/``*.json`` files (a folder or a
+    dangling symlink with such a name is an error that names it); every file is read with
+    :func:`labkit.inputs.read_text` (regular, UTF-8, size-capped). ``exclude``: a file a
+    folder scan skips (the traffic file next to the manifests it is checked against).
+    """
     out: list[tuple[str, dict[str, Any]]] = []
     for raw in paths:
         path = Path(raw)
+        if not str(raw).strip():
+            raise ManifestError("an empty path names no manifest",
+                                hint="name a .yaml file or a folder of them")
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES)
+            files = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES
+                           and not (exclude is not None and _same_file(p, exclude)))
             if not files:
                 raise ManifestError(f"no YAML files in directory {path}",
                                     hint="point at a .yaml file or a folder that holds some")
-        elif path.exists():
+        elif path.exists() or path.is_symlink():
             files = [path]
         else:
             raise ManifestError(f"{path}: no such file or directory")
         for f in files:
-            out.extend(documents_of(f.read_text(encoding="utf-8"), str(f)))
+            out.extend(documents_of(read_text(f, what="manifest"), str(f)))
     return out
 
 
-def documents_of(text: str, source: str = "<string>") -> list[tuple[str, dict[str, Any]]]:
+def _same_file(a: Path, b: Path) -> bool:
     try:
-        docs = list(yaml.load_all(text, Loader=_LOADER))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ManifestError(f"invalid YAML: {problem}", source=source, field=where,
-                            hint="check indentation and quoting near that line") from exc
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def documents_of(text: str, source: str = "<string>") -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
-    for i, doc in enumerate(docs):
+    for i, doc in enumerate(yaml_documents(text, source)):
         if doc is None:
             continue
         if not isinstance(doc, Mapping):
             raise ManifestError(f"document {i + 1} is {_kind_of(doc)}, not an object",
-                                source=source, hint="each YAML document must be one object")
+                                source=source, hint="each YAML document must be one object "
+                                "(a traffic file is passed with --traffic, not as a manifest)")
         if doc.get("kind") == "List":
             ctx = ParseContext(source, f"List (document {i + 1})")
             for item in ctx.sequence(doc.get("items"), "items"):

@@ -57,11 +57,15 @@ def template_argv(release: str, chart: str, *, namespace: str, version: str = ""
 
 def upgrade_install(release: str, chart: str, *, kube_context: str, namespace: str,
                     run: Runner = process.run, process_timeout: float = 900,
+                    on_output: Callable[[str], None] | None = None,
                     **options: object) -> process.Result:
+    """``helm upgrade --install``; ``on_output`` (e.g. a Progress's ``update``) hears Helm's
+    latest line about twice a second while ``--wait`` holds it."""
     argv = upgrade_install_argv(release, chart, kube_context=kube_context, namespace=namespace,
                                 **options)  # type: ignore[arg-type]
+    watch = {"on_output": on_output} if on_output else {}
     return run(argv, timeout=process_timeout,
-               hint="`helm status RELEASE -n NAMESPACE` and the pods' events tell why")
+               hint="`helm status RELEASE -n NAMESPACE` and the pods' events tell why", **watch)
 
 
 def uninstall(release: str, *, kube_context: str, namespace: str,

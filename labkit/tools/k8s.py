@@ -110,15 +110,19 @@ def api_call(what: str) -> Iterator[None]:
 
 
 class KubeClient:
-    """The real thing: a kubernetes ApiClient for one explicit context."""
+    """The real thing: a kubernetes ApiClient for one explicit context.
 
-    def __init__(self, context: str, kubeconfig: str | None = None) -> None:
+    Built from ``kubeconfig``, a kubeconfig *dict* (the entries the guard approved,
+    :attr:`labkit.backends.kind.guard.LabContext.client_config`), never from the
+    ``KUBECONFIG`` the client library read at import.
+    """
+
+    def __init__(self, context: str, kubeconfig: dict[str, Any]) -> None:
         from kubernetes import config  # lazy: heavy (kind path)
 
         self.context = context
         with api_call(f"loading kube context {context}"):
-            self.api_client = config.new_client_from_config(config_file=kubeconfig,
-                                                            context=context)
+            self.api_client = config.new_client_from_config_dict(kubeconfig, context=context)
         self._dynamic: Any = None
 
     @property

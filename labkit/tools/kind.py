@@ -6,6 +6,7 @@ assert the exact argv; real callers use the default.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +33,8 @@ def get_clusters(*, run: Runner = process.run) -> list[str]:
 
 
 def create_cluster(name: str, config: Path, *, run: Runner = process.run,
-                   timeout: float = 1800) -> process.Result:
+                   timeout: float = 1800, on_output: Callable[[str], None] | None = None
+                   ) -> process.Result:
     """``kind create cluster`` from a config file. No ``--wait``: without a CNI nodes never
     become Ready, so labkit waits itself once the CNI is in.
 
@@ -40,10 +42,19 @@ def create_cluster(name: str, config: Path, *, run: Runner = process.run,
     inside this command, on whatever link a laptop has. kind removes the nodes itself
     when it fails, but not when it is killed: after a timeout labkit deletes the
     half-created cluster, which a later ``up()`` would otherwise reuse as if it were whole.
+    An interrupt (Ctrl-C) deletes it the same way, then goes on interrupting.
     """
     argv = ["kind", "create", "cluster", "--name", name, "--config", str(config)]
+    watch = {"on_output": on_output} if on_output else {}  # kind's step lines, as they come
     try:
-        return run(argv, timeout=timeout, hint=_create_hint(""))
+        return run(argv, timeout=timeout, hint=_create_hint(""), **watch)
+    except KeyboardInterrupt:
+        try:
+            delete_cluster(name, run=run)
+        except ToolError:
+            print(f"labkit: could not delete the half-created cluster; run `kind delete "
+                  f"cluster --name {name}`", file=sys.stderr)
+        raise
     except ToolError as exc:
         hint = _create_hint(exc.stderr)
         if exc.returncode is None:  # killed on timeout (process.run sets no code then)

@@ -7,27 +7,31 @@ the tail of its stderr and a hint that names the fix.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import os
+import selectors
 import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
 from labkit.errors import ToolError, ToolNotFound
+from labkit.tools.files import tools_bin
 
 #: How to get each tool the course drives, shown when it is missing.
 INSTALL_HINTS: dict[str, str] = {
     "docker": "install Docker Engine (Linux) or Docker Desktop, and start it",
-    "kind": "install kind (see environments/versions.yaml for the pinned version), "
-    "or set LABKIT_KIND to its path",
-    "kubectl": "install kubectl matching the node image's Kubernetes minor version",
-    "helm": "install Helm (https://helm.sh/docs/intro/install/); "
-    "see environments/versions.yaml for the pinned version",
-    "cilium": "install cilium-cli (see environments/versions.yaml)",
-    "hubble": "install the hubble CLI (see environments/versions.yaml)",
+    "kind": "`labkit tools install` (the pinned kind, checksum-verified, into "
+    "$LABKIT_HOME/bin), or set LABKIT_KIND to a kind binary you have",
+    "kubectl": "`labkit tools install` (the pinned kubectl, checksum-verified)",
+    "helm": "`labkit tools install` (the pinned Helm, checksum-verified)",
+    "cilium": "`labkit tools install` (the pinned cilium-cli, checksum-verified)",
+    "hubble": "`labkit tools install` (the pinned hubble CLI, checksum-verified)",
 }
 
 STDERR_TAIL = 2000
@@ -48,10 +52,14 @@ class Result:
 
 
 def which(tool: str) -> str | None:
-    """Path of ``tool``; ``LABKIT_<TOOL>`` overrides the PATH lookup."""
+    """Path of ``tool``: ``LABKIT_<TOOL>`` if set; else the pinned copy that ``labkit tools
+    install`` verified into ``$LABKIT_HOME/bin``; else the PATH lookup."""
     override = os.environ.get(f"LABKIT_{tool.upper().replace('-', '_')}")
     if override:
         return override if os.path.exists(override) else None
+    own = tools_bin() / tool
+    if own.is_file() and os.access(own, os.X_OK):
+        return str(own)
     return shutil.which(tool)
 
 
@@ -75,20 +83,26 @@ def run(
     input: str | None = None,
     env: Mapping[str, str] | None = None,
     hint: str = "",
+    on_output: Callable[[str], None] | None = None,
 ) -> Result:
     """Run ``argv`` and return its :class:`Result`.
 
     Raises ToolNotFound when the program is missing, and ToolError when it
-    times out or (with ``check``) exits non-zero.
+    times out or (with ``check``) exits non-zero. ``on_output``, for long commands
+    (``kind create cluster``, ``helm upgrade --install --wait``), is called about twice a
+    second with the last line the program printed, for a progress report.
     """
     path = resolve(argv, "run")
     tool = argv[0]
     full_env = {**os.environ, **env} if env else None
     try:
-        proc = subprocess.run(
-            [path, *argv[1:]], capture_output=True, text=True, timeout=timeout, input=input,
-            env=full_env, check=False,
-        )
+        if on_output is not None and input is None:
+            proc = _watched([path, *argv[1:]], argv, timeout, env, on_output)
+        else:
+            proc = subprocess.run(
+                [path, *argv[1:]], capture_output=True, text=True, timeout=timeout,
+                input=input, env=full_env, check=False,
+            )
     except subprocess.TimeoutExpired as exc:
         raise ToolError(
             f"'{shlex.join(argv)}' did not finish within {timeout:g}s",
@@ -111,6 +125,93 @@ def run(
             hint=hint,
         )
     return result
+
+
+def stream(
+    argv: Sequence[str],
+    write: Callable[[str], object],
+    *,
+    timeout: float = 300,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run ``argv`` and hand its output (stdout and stderr, interleaved as the program writes
+    them) to ``write`` as it comes, chunk by chunk; return the exit code.
+
+    A program still running after ``timeout`` seconds (``kubectl get -w``, ``hubble observe
+    -f``) or interrupted (Jupyter's stop button) is killed; a line says so. ToolNotFound
+    when the program is missing.
+    """
+    path = resolve(argv, "stream")
+    tool = argv[0]
+    try:
+        proc = subprocess.Popen(
+            [path, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            env={**os.environ, **env} if env else None)
+    except OSError as exc:
+        raise ToolError(f"could not start '{tool}': {exc}", command=shlex.join(argv)) from exc
+    assert proc.stdout is not None
+    if input is not None and proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(input.encode())
+        proc.stdin.close()
+    deadline = time.monotonic() + timeout
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    fd = proc.stdout.fileno()
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    write(f"[labkit: stopped '{shlex.join(argv)}' after {timeout:g}s]\n")
+                    break
+                if not sel.select(timeout=min(left, 0.5)):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:  # end of output: the program closed it (it has exited)
+                    break
+                text = decoder.decode(chunk)
+                if text:
+                    write(text)
+    except KeyboardInterrupt:
+        write(f"[labkit: interrupted '{shlex.join(argv)}']\n")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait(timeout=10)
+        proc.stdout.close()
+    return code
+
+
+def _watched(command: Sequence[str], argv: Sequence[str], timeout: float,
+             env: Mapping[str, str] | None, on_output: Callable[[str], None],
+             poll: float = 0.5) -> subprocess.CompletedProcess[str]:
+    """:func:`subprocess.run`'s result, while telling ``on_output`` the latest line."""
+    job = background(command, env=env)
+    job.args = tuple(argv)
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            job._proc.wait(timeout=poll)
+            finished = True
+        except subprocess.TimeoutExpired:
+            finished = False
+        out, err = job.output()
+        lines = [ln.strip() for ln in (err + out).splitlines() if ln.strip()]
+        if lines and lines[-1] != last:
+            last = lines[-1]
+            on_output(last)
+        if finished:
+            result = job.wait(0)
+            return subprocess.CompletedProcess(list(argv), result.returncode, result.stdout,
+                                               result.stderr)
+        if time.monotonic() >= deadline:
+            result = job.stop()
+            raise subprocess.TimeoutExpired(list(argv), timeout, output=result.stdout,
+                                            stderr=result.stderr)
 
 
 def _text(data: bytes | str | None) -> str:

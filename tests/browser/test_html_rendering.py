@@ -8,24 +8,20 @@ simulated label is visible. Skips when Chromium or Playwright is missing.
 
 from __future__ import annotations
 
-import shutil
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from labkit import Lab
+from labkit.course.room import summarize
 from labkit.environments import environments_dir
 from labkit.labs import flannel as checks
+from tests.browser.chromium import ARGS, CHROMIUM, MARKS
 
 playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None,
-                                 reason="Chromium is not installed (Debian package chromium)")]
-# This machine has no network: keep Chromium from trying to reach any service at start.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +97,23 @@ def test_capture_renders_the_vxlan_packets(page, lab01, tmp_path) -> None:
     assert cells.count("UDP/8472") == len(capture.packets) > 0  # every packet: outer VXLAN
     assert frontend.ip in page.inner_text("body")  # the inner packet shows the pod address
     assert "simulated" in page.inner_text("body").lower()
+
+
+def test_room_summary_page_reads_as_a_grid_and_a_fix_list(page, tmp_path) -> None:
+    """`labkit doctor summarize`'s page in the browser: a red cell for the failing check, and
+    its fix shown as code (no raw backticks)."""
+    report = {"host": "laptop-7", "ok": False, "backend": "sim", "checks": [
+        {"name": "docker", "status": "ok", "detail": "Docker 28", "fix": ""},
+        {"name": "kind", "status": "fail", "detail": "not installed",
+         "fix": "`labkit tools install kind` (the pinned v0.33.0)"}]}
+    (tmp_path / "laptop-7.json").write_text(json.dumps(report))
+    page_file = tmp_path / "room.html"
+    page_file.write_text(summarize([tmp_path / "laptop-7.json"]).to_html_page())
+    page.goto(page_file.as_uri())
+    page.screenshot(path=str(tmp_path / "room.png"), full_page=True)
+    failing = page.locator("td.fail")
+    assert failing.count() == 1 and failing.inner_text() == "FAIL"
+    red = failing.evaluate("td => getComputedStyle(td).backgroundColor")
+    assert red == "rgb(255, 235, 233)"
+    assert page.locator("code").first.inner_text() == "labkit tools install kind"
+    assert "`" not in page.inner_text("body")

@@ -12,8 +12,13 @@ from labkit.backends.sim.backend import CLUSTERS
 
 
 @pytest.fixture(params=["sim", pytest.param("kind", marks=pytest.mark.kind)])
-def lab(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+def lab(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     monkeypatch.setenv("LABKIT_PROGRESS", "off")
+    if request.param == "kind":
+        # One LABKIT_HOME for every kind scenario of the run: labkit deletes only the clusters
+        # it recorded creating there, so a cluster an earlier scenario left is still its own.
+        monkeypatch.setenv("LABKIT_HOME", str(tmp_path_factory.getbasetemp() / "kind-home"))
     CLUSTERS.clear()  # no simulated cluster left in memory by an earlier test
     lab = Lab("flannel", backend=request.param)
     lab.down()

@@ -23,7 +23,9 @@ import pytest
 # A shell, a few coreutils, `ip` and `iptables` (when the host has them) with the shared
 # libraries `ldd` reports, packed into a tar that `docker import` turns into an image.
 
-CORE = ("sh", "rm", "ls", "cat", "mkdir", "touch", "sleep")
+CORE = ("sh", "rm", "ls", "cat", "mkdir", "touch", "sleep",
+        # what the install-cni-plugins script needs (busybox has them in the real pod)
+        "uname", "sed", "tar", "gzip", "basename", "cp", "mv", "sha256sum", "cut")
 XTABLES_MULTI = ("xtables-nft-multi", "xtables-legacy-multi")
 LIB_DIRS = "/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/usr/lib64:/lib:/usr/lib"
 

@@ -28,6 +28,7 @@ from labkit import cli
 from labkit.course.images import bundle as image_bundle
 from labkit.course.images import listing as images
 from labkit.course.images import pins as image_pins
+from labkit.environments import pinned
 from labkit.tools import process
 
 pytestmark = pytest.mark.docker
@@ -98,15 +99,22 @@ def test_save_writes_one_archive_that_load_restores(two_images, tmp_path, no_kin
             return process.Result(tuple(argv), 0, "", "")
         return process.run(argv, **kw)
 
+    def download(url: str, target: Any) -> str:  # the release tarball, as upstream sums it
+        target.write(b"tarball")
+        return pinned("cni_plugins", "sha256")["arm64" if "arm64" in url else "amd64"]
+
     lines: list[str] = []
     bundle = tmp_path / "usb" / "bundle.tar"
-    report = image_bundle.save(bundle, ["flannel"], run=run, echo=lines.append)
+    report = image_bundle.save(bundle, ["flannel"], run=run, echo=lines.append,
+                               fetch=lambda url: f"# {url}\n", download=download)
     assert [c[:2] for c in calls] == [["docker", "pull"]] * 2 + [["docker", "save"]]
     assert report.size == bundle.stat().st_size > 0
     assert lines[:2] == [f"[1/2] pulled {two_images[0]} (0s)", f"[2/2] pulled {two_images[1]} (0s)"]
+    assert len(report.files) == 6  # manifests and tarballs appended after `docker save`
 
     _docker("rmi", *two_images)
-    report_in = image_bundle.load(Path(bundle), ["cilium"])
+    report_in = image_bundle.load(Path(bundle), ["cilium"])  # the real `docker load`
+    assert len(report_in.files) == 6  # ... which ignored them, and labkit copied them
     assert sorted(report_in.loaded) == sorted(two_images)
     assert all(_present(r) for r in two_images)
     assert report_in.node_image_local is None  # this bundle does not carry the node image

@@ -66,9 +66,15 @@ def backend(result: Result) -> str | None:
 
 
 def routes(*docs: dict[str, Any]) -> str:
+    """The documents as YAML, shared parts written out in full: labkit refuses YAML anchors
+    and aliases (issue 9), which PyYAML would emit for a dict used twice."""
     import yaml
 
-    return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
+    class NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return "---\n".join(yaml.dump(d, Dumper=NoAliases, sort_keys=False) for d in docs)
 
 
 def http_route(name: str, rules: list[dict[str, Any]], *, ns: str = "infra",

@@ -40,7 +40,7 @@ def test_run_writes_notebooks_and_reports_and_names_the_failing_cell(tmp_path: P
     page = (tmp_path / "report.html").read_text()
     assert "nb-fail" in page
     # the report links to HTML renderings a browser can show (and still to the .ipynb files)
-    assert '<a href="nb-pass.html">nb-pass</a>' in page and 'href="nb-fail.ipynb"' in page
+    assert '<a href="./nb-pass.html">nb-pass</a>' in page and 'href="./nb-fail.ipynb"' in page
     rendered = (tmp_path / "nb-fail.html").read_text()
     assert rendered.lstrip().lower().startswith("<!doctype html>")
     assert "the lab did not reach its goal" in rendered

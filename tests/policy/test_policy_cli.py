@@ -95,6 +95,20 @@ def test_the_readme_example_gives_the_three_outcomes(capsys) -> None:
     assert 'no matches for kind "CiliumNetworkPolicy"' in capsys.readouterr().err
 
 
+def test_the_example_folders_own_header_command_works(capsys, monkeypatch) -> None:
+    """The command in cluster.yaml's header comment, as written, from the repository root
+    (the folder scan must skip the traffic file that sits in the folder)."""
+    root = Path(__file__).resolve().parents[2]
+    header = (root / "environments/examples/policy-check/cluster.yaml").read_text()
+    lines = [ln.lstrip("# ").rstrip(" \\") for ln in header.splitlines()[1:3]]
+    argv = " ".join(lines).split()
+    assert argv[:3] == ["labkit", "policy", "check"]
+    monkeypatch.chdir(root)
+    assert main(argv[1:]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ALLOW") == 1 and out.count("DENY") == 2
+
+
 def test_matrix_json_and_explain(files, capsys) -> None:
     m, _ = files
     assert main(["policy", "matrix", str(m), "--output", "json", "--cni", "kindnet",

@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "labkit"
 #: Imported inside functions on purpose: slow to import and needed on one path only.
 LAZY_OK = {"kubernetes", "papermill", "IPython", "nbconvert", "pandas", "networkx",
-           "matplotlib", "nbformat", "labkit.course.kernel"}  # the last two load jsonschema
-# and jupyter_client, which every labkit command would pay for (the CLI imports the runner)
+           "matplotlib", "ipywidgets", "nbformat", "labkit.course.kernel"}  # the last two
+# load jsonschema and jupyter_client, which every labkit command would pay for (the CLI imports
+# the runner)
 
 
 def modules() -> dict[str, Path]:
@@ -189,14 +190,15 @@ def test_function_level_imports_only_for_optional_heavy_dependencies() -> None:
 
 
 def test_notebooks_import_only_from_labkit() -> None:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    python = TransformerManager().transform_cell  # %magics and !commands, as IPython runs them
     seen = set()
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
             if cell["cell_type"] != "code":
                 continue
-            source = "".join(cell["source"])
-            if source.lstrip().startswith(("%", "!")):
-                continue
+            source = python("".join(cell["source"]))
             for node in ast.walk(ast.parse(source)):
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("labkit"):
                     assert node.module == "labkit", f"{nb.name}: from {node.module} import"

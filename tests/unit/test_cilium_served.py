@@ -110,7 +110,9 @@ def test_down_removes_the_served_containers(tmp_path: Path, kubeconfig: Any) -> 
             return super().__call__(argv, **kwargs)
 
     run = Listing()
-    make(tmp_path, kubeconfig, run, cilium_kube()).down()
+    backend = make(tmp_path, kubeconfig, run, cilium_kube())
+    backend._record(tmp_path / "kind-config.yaml")  # labkit deletes only clusters it created
+    backend.down()
     assert ["docker", "ps", "-aq", "--filter",
             "label=io.labkit.cluster=cni-lab-cilium"] in run.calls
     assert ["docker", "rm", "-f", "abc123", "def456"] in run.calls

@@ -31,6 +31,7 @@ VERSIONS = {
     "kind": {"version": "v0.33.0"},
     "kubernetes": {"version": "v1.36.4"},
     "cilium_cli": {"version": "v0.20.0"},
+    "hubble": {"version": "v1.19.4"},
 }
 NATIVE = {"ServerVersion": "28.2.2", "OperatingSystem": "Ubuntu 24.04 LTS", "NCPU": 8,
           "MemTotal": 16 * 1024**3, "KernelVersion": "6.8.0-45-generic", "Name": "box"}
@@ -44,7 +45,7 @@ GOOD_PROC = {
 }
 
 
-def fake_host(outputs=None, installed=("docker", "kind", "kubectl", "helm", "cilium"),
+def fake_host(outputs=None, installed=("docker", "kind", "kubectl", "helm", "cilium", "hubble"),
               files=None, paths=(), system="Linux", env=None):
     outputs = outputs or {}
     calls = []
@@ -81,6 +82,8 @@ def good_outputs(info=NATIVE):
         "helm": (0, "v3.19.0+g3d8990f\n", ""),
         "cilium": (0, "cilium-cli: v0.20.0 compiled with go1.25.0 on linux/amd64\n"
                    "cilium image (default): v1.20.4\n", ""),
+        # `hubble version` as Cilium's docs and examples print it
+        "hubble": (0, "hubble v1.19.4@HEAD-6dbbd44 compiled with go1.25.0 on linux/amd64\n", ""),
     }
 
 
@@ -208,7 +211,7 @@ def test_renderings_agree():
 def test_all_commands_go_through_the_process_helper():
     host = fake_host(good_outputs())
     run_doctor(host, VERSIONS)
-    assert {c[0] for c in host.calls} <= {"docker", "kind", "kubectl", "helm", "cilium",
+    assert {c[0] for c in host.calls} <= {"docker", "kind", "kubectl", "helm", "cilium", "hubble",
                                            "modinfo"}
     assert all(isinstance(c, list) for c in host.calls)  # argument lists, never a shell string
 
@@ -218,13 +221,11 @@ def test_repository_versions_file_is_read():
     assert versions["kind"]["version"].startswith("v")
 
 
-def test_missing_tool_fix_is_the_exact_linux_command_for_the_pin():
+def test_missing_tool_fix_is_the_verified_install_of_the_pin():
     host = fake_host(good_outputs(), installed=("docker",))
-    host.machine = "aarch64"
     kind = check_tool(host, _spec("kind"), VERSIONS)
-    assert "https://kind.sigs.k8s.io/dl/v0.33.0/kind-linux-arm64" in kind.fix
-    host.machine = "x86_64"
+    assert "`labkit tools install kind`" in kind.fix and "v0.33.0" in kind.fix
     cilium = check_tool(host, _spec("cilium"), VERSIONS)
-    assert "releases/download/v0.20.0/cilium-linux-amd64.tar.gz" in cilium.fix
+    assert "`labkit tools install cilium`" in cilium.fix and "v0.20.0" in cilium.fix
     mac = fake_host(good_outputs(), installed=("docker",), system="Darwin")
     assert "curl" not in check_tool(mac, _spec("kind"), VERSIONS).fix

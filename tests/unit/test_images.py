@@ -83,12 +83,30 @@ quay.io/tigera/cnx-node:v3.22.0
 """
 
 
+CRDS = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+
+
 def fetch(url: str) -> str:
     for key, text in (("flannel", FLANNEL), ("tigera-operator", OPERATOR),
-                      ("metallb", METALLB)):
+                      ("metallb", METALLB), ("operator-crds", CRDS)):
         if key in url:
             return text
     raise AssertionError(f"unexpected fetch {url}")
+
+
+TARBALL = b"the cni-plugins release tarball"
+
+
+@pytest.fixture(autouse=True)
+def _no_network_tarballs(monkeypatch):
+    """`save` downloads the cni-plugins tarballs: here a fake that answers as upstream
+    would (the pinned sum). tests/unit/test_offline_bundle.py downloads over real HTTP."""
+    def download(url: str, target: Any) -> str:
+        target.write(TARBALL)
+        arch = "arm64" if "arm64" in url else "amd64"
+        return pinned("cni_plugins", "sha256")[arch]
+
+    monkeypatch.setattr("labkit.course.images.offline._default_download", download)
 
 
 NODE = pinned("kind", "node_image")
@@ -178,19 +196,20 @@ def test_list_offline_fails_with_a_hint(monkeypatch, tmp_path, capsys):
     def offline(*a: Any, **k: Any) -> Any:
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     assert cli.main(["images", "list", "--stage", "flannel"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("labkit images: error: cannot read the flannel manifest")
-    assert "connected machine" in err and str(tmp_path / ".cache/labkit/manifests") in err
+    assert "connected machine" in err and str(tmp_path / "manifests") in err
+    assert "labkit images load FILE" in err
 
 
 def test_list_uses_the_cache_when_offline(monkeypatch, tmp_path, capsys):
     from labkit.tools.files import fetch_url
 
-    monkeypatch.setenv("HOME", str(tmp_path))
-    cache = tmp_path / ".cache" / "labkit" / "manifests"
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
+    cache = tmp_path / "manifests"
     for url in (pinned("flannel", "manifest"), pinned("calico", "operator_manifest"),
                 pinned("metallb", "manifest")):
         cache.mkdir(parents=True, exist_ok=True)
@@ -260,10 +279,11 @@ def test_save_without_a_digest_pin_appends_nothing(tmp_path, monkeypatch):
     listing = images.ImageList(["flannel"], [images.Image("x:1", "t", "here", "cluster")])
     monkeypatch.setattr(images, "list_images", lambda stages, fetch=None: listing)
     out = tmp_path / "b.tar"
-    report = image_bundle.save(out, ["flannel"], run=Runner(), echo=lambda s: None)
+    report = image_bundle.save(out, ["flannel"], run=Runner(), fetch=fetch, echo=lambda s: None)
     assert report.pins == {} and image_pins.read_archive(out) == {}
     with tarfile.open(out) as tar:
-        assert tar.getnames() == ["manifest.json"]
+        assert [n for n in tar.getnames() if not n.startswith("labkit-offline/")] == \
+            ["manifest.json"]
 
 
 def test_save_fails_when_the_pulled_digest_is_not_there(tmp_path):
@@ -411,3 +431,20 @@ def test_load_rejects_a_file_that_is_not_a_bundle(tmp_path, capsys):
     assert "not an image archive written by `docker save`" in capsys.readouterr().err
     assert cli.main(["images", "load", str(tmp_path / "missing.tar")]) == 1
     assert "labkit images save --output FILE" in capsys.readouterr().err
+
+
+def test_save_shows_dockers_own_pull_lines_while_a_pull_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LABKIT_PROGRESS", "plain")
+    listing = images.ImageList(["cilium"], [images.Image("x:1", "t", "here", "cluster")])
+    monkeypatch.setattr(images, "list_images", lambda stages, fetch=None: listing)
+
+    class Pulling(Runner):
+        def __call__(self, argv: list[str], **kw: Any) -> Result:
+            if argv[:2] == ["docker", "pull"]:
+                kw["on_output"]("8a1e25ce7c4f: Downloading  12.5MB/40.2MB")
+            return super().__call__(argv, **kw)
+
+    image_bundle.save(tmp_path / "b.tar", ["cilium"], run=Pulling(), echo=lambda s: None)
+    err = capsys.readouterr().err
+    assert "pulling x:1: 8a1e25ce7c4f: Downloading 12.5MB/40.2MB" in err
+    assert "pulling x:1: pulled" in err

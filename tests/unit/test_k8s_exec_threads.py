@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from labkit.backends.kind import probe
+from labkit.backends.kind.guard import check_context, load_kubeconfig
 from labkit.model import Traffic
 from labkit.tools.k8s import KubeClient
 
@@ -135,7 +136,8 @@ def api_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
 def test_overlapping_execs_leave_the_client_usable_for_rest_calls(
         api_server: tuple[FakeApiServer, Path]) -> None:
     server, kubeconfig = api_server
-    kube = KubeClient("kind-cni-lab", kubeconfig=str(kubeconfig))
+    ctx = check_context(load_kubeconfig([kubeconfig]), "cni-lab")  # as the kind backend does
+    kube = KubeClient(ctx.name, ctx.client_config)
     sources = [f"shop-web/pod-{i}" for i in range(EXECS)]
     jobs = {src: [(Traffic(src, "ip:10.244.1.5", 8080),
                    probe.Target(i, "http://10.244.1.5:8080/"))]

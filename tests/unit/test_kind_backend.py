@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,46 @@ def test_up_writes_the_pinned_config_and_creates_the_cluster(tmp_path, kubeconfi
                                {"role": "worker", "image": image}]
 
 
-def test_up_reuses_an_existing_cluster_and_down_deletes_it(tmp_path, kubeconfig) -> None:
+def test_up_reports_kinds_own_lines_while_it_creates(tmp_path, kubeconfig) -> None:
+    import io
+
+    from labkit.progress import Progress
+
+    b, runner, _ = make(tmp_path, kubeconfig)
+    real = runner.__call__
+
+    def run(argv: list[str], **kwargs: Any) -> Any:
+        if argv[:3] == ["kind", "create", "cluster"]:
+            kwargs["on_output"](" ✓ Ensuring node image (kindest/node:v1.36.4) 🖼")
+        return real(argv, **kwargs)
+
+    b.run = run
+    out = io.StringIO()
+    b.up(Progress("cluster cni-lab", stream=out, mode="plain", interval=0))
+    assert "cluster cni-lab: ✓ Ensuring node image (kindest/node:v1.36.4) 🖼" in out.getvalue()
+
+
+def test_up_reuses_an_existing_cluster_but_down_leaves_one_labkit_did_not_create(
+        tmp_path, kubeconfig) -> None:
     b, run, _ = make(tmp_path, kubeconfig, clusters=["cni-lab"])
     b.up()
     assert not [c for c in run.calls if c[:3] == ["kind", "create", "cluster"]]
+    assert not b.created_by_labkit()
+    with pytest.raises(ClusterError, match="'cni-lab' was not created by labkit"):
+        b.down()
+    assert ["kind", "delete", "cluster", "--name", "cni-lab"] not in run.calls
+
+
+def test_down_deletes_the_cluster_labkit_created_and_its_record(tmp_path, kubeconfig) -> None:
+    b, run, _ = make(tmp_path, kubeconfig)
+    b.up()
+    record = json.loads((tmp_path / "work" / "created-by-labkit.json").read_text())
+    assert record["cluster"] == "cni-lab" and record["stage"] == "flannel"
+    assert record["kind_config"] == str(tmp_path / "work" / "kind-config.yaml")
+    assert b.created_by_labkit()
     b.down()
     assert run.calls[-1] == ["kind", "delete", "cluster", "--name", "cni-lab"]
+    assert not (tmp_path / "work" / "created-by-labkit.json").exists()
     b.down()  # absent now: nothing more to delete
     assert run.calls[-1] == ["kind", "get", "clusters"]
 
@@ -118,7 +153,7 @@ def test_apply_sends_the_documents_through_the_client(tmp_path, kubeconfig) -> N
 
 
 def test_flannel_recipe_applies_plugins_then_flannel(tmp_path, kubeconfig) -> None:
-    b, _, kube = make(tmp_path, kubeconfig, clusters=["cni-lab"])
+    b, runner, kube = make(tmp_path, kubeconfig, clusters=["cni-lab"])
     ready = {"desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberReady": 3}
     for ns, name in (("kube-system", "install-cni-plugins"), ("kube-flannel", "kube-flannel-ds")):
         kube.add("DaemonSet", {"metadata": {"name": name, "namespace": ns}, "status": ready})
@@ -135,8 +170,47 @@ def test_flannel_recipe_applies_plugins_then_flannel(tmp_path, kubeconfig) -> No
     assert init["env"][0]["value"] == pinned("cni_plugins", "tarball")
     assert 'if [ ! -e "$dest" ]' in init["command"][2]  # adds, never replaces
     assert {"name": "CNI_BIN_DIR", "value": "/host/opt/cni/bin"} in init["env"]
-    assert init["volumeMounts"] == [{"name": "cni-bin", "mountPath": "/host/opt/cni/bin"}]
+    assert init["volumeMounts"] == [
+        {"name": "cni-bin", "mountPath": "/host/opt/cni/bin"},
+        {"name": "offline", "mountPath": "/host/offline", "readOnly": True}]
+    assert {"name": "SHA256_amd64", "value": pinned("cni_plugins", "sha256")["amd64"]} \
+        in init["env"]
     assert FLANNEL.name == "flannel"
+    assert not [c for c in runner.calls if c[:2] in (["docker", "cp"], ["docker", "exec"])]
+
+
+def test_flannel_recipe_copies_a_loaded_bundles_tarball_into_each_node(tmp_path, kubeconfig,
+                                                                       monkeypatch) -> None:
+    """After `labkit images load`: the node's tarball goes into the node before the DaemonSet."""
+    import os
+
+    from labkit.tools.process import Result
+
+    b, runner, kube = make(tmp_path, kubeconfig, clusters=["cni-lab"])
+    offline = Path(os.environ["LABKIT_HOME"]) / "offline"
+    offline.mkdir(parents=True)
+    url = pinned("cni_plugins", "tarball").format(arch="arm64")
+    (offline / url.rsplit("/", 1)[-1]).write_bytes(b"tgz")
+    real_call = runner.__call__
+
+    def call(argv: list[str], **kw: Any) -> Any:
+        if argv[:2] == ["docker", "exec"] and argv[3:] == ["uname", "-m"]:
+            runner.calls.append(list(argv))
+            return Result(tuple(argv), 0, "aarch64\n", "")
+        return real_call(argv, **kw)
+
+    monkeypatch.setattr(b, "run", call)
+    ready = {"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberReady": 2}
+    for ns, name in (("kube-system", "install-cni-plugins"), ("kube-flannel", "kube-flannel-ds")):
+        kube.add("DaemonSet", {"metadata": {"name": name, "namespace": ns}, "status": ready})
+    for n, ip in (("cni-lab-control-plane", "172.18.0.2"), ("cni-lab-worker", "172.18.0.3")):
+        kube.add("Node", node(n, True, "10.244.0.0/24", ip))
+    Flannel(fetch=lambda url: FLANNEL_MANIFEST).install(b)
+    cps = [c for c in runner.calls if c[:2] == ["docker", "cp"]]
+    name = url.rsplit("/", 1)[-1]
+    assert cps == [["docker", "cp", str(offline / name),
+                    f"{n}:/opt/labkit/offline/{name}"]
+                   for n in ("cni-lab-control-plane", "cni-lab-worker")]
 
 
 def test_flannel_net_conf_follows_the_stage_pod_subnet() -> None:
@@ -202,12 +276,11 @@ def test_node_rows_read_the_ready_condition(tmp_path, kubeconfig) -> None:
     assert "cni plugin not initialized" in row.message
 
 
-def test_cni_plugins_script_adds_only_missing_executables(tmp_path) -> None:
-    """The installer's script, run by a POSIX sh with a fake curl (busybox in the real pod)."""
+def _plugins_script_env(tmp_path: Path) -> tuple[Path, str, dict[str, str], Path, str]:
+    """A fake release tarball, kind's plugin folder, and the DaemonSet's script and env with
+    its paths moved under tmp_path (the script as the pod runs it, under a POSIX sh)."""
+    import hashlib
     import os
-    import platform
-    import shutil
-    import subprocess
     import tarfile
 
     src = tmp_path / "src"
@@ -231,20 +304,66 @@ def test_cni_plugins_script_adds_only_missing_executables(tmp_path) -> None:
     init = ds["spec"]["template"]["spec"]["initContainers"][0]
     script = init["command"][2].replace("/tmp/", f"{tmp_path}/tmp-")
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}",
-           "CNI_PLUGINS_URL": init["env"][0]["value"], "CNI_BIN_DIR": str(bindir)}
-    out = subprocess.run([shutil.which("sh") or "/bin/sh", "-c", script], env=env,
-                         capture_output=True, text=True, timeout=30)
+           **{e["name"]: e["value"] for e in init["env"]},
+           "CNI_BIN_DIR": str(bindir), "OFFLINE_DIR": str(tmp_path / "offline")}
+    return tgz, script, env, bindir, hashlib.sha256(tgz.read_bytes()).hexdigest()
+
+
+def _sh(script: str, env: dict[str, str]) -> Any:
+    import shutil
+    import subprocess
+
+    return subprocess.run([shutil.which("sh") or "/bin/sh", "-c", script], env=env,
+                          capture_output=True, text=True, timeout=30)
+
+
+def _arch() -> str:
+    import platform
+
     if platform.machine() not in ("x86_64", "aarch64", "arm64"):
-        assert out.returncode != 0 and "unsupported arch" in out.stdout
-        return
+        pytest.skip("the script supports amd64 and arm64 nodes only")
+    return "amd64" if platform.machine() == "x86_64" else "arm64"
+
+
+def test_cni_plugins_script_adds_only_missing_executables(tmp_path) -> None:
+    """The installer's script, run by a POSIX sh with a fake curl (busybox in the real pod)."""
+    arch = _arch()
+    tgz, script, env, bindir, digest = _plugins_script_env(tmp_path)
+    env[f"SHA256_{arch}"] = digest  # the fake release's own sum
+    out = _sh(script, env)
     assert out.returncode == 0, out.stderr
-    arch = "amd64" if platform.machine() == "x86_64" else "arm64"
     assert (tmp_path / "url").read_text().strip() == pinned(
         "cni_plugins", "tarball").format(arch=arch)
     assert sorted(p.name for p in bindir.iterdir()) == ["bridge", "host-local"]
     assert (bindir / "host-local").read_text() == "kind's host-local"  # never replaced
     assert (bindir / "bridge").read_text() == "upstream bridge"
     assert out.stdout.strip() == "installed bridge"
+
+
+def test_cni_plugins_script_refuses_a_tarball_without_the_pinned_sum(tmp_path) -> None:
+    arch = _arch()
+    _, script, env, bindir, digest = _plugins_script_env(tmp_path)
+    assert env[f"SHA256_{arch}"] == pinned("cni_plugins", "sha256")[arch]  # the real pin
+    out = _sh(script, env)
+    assert out.returncode == 1
+    assert f"expected {env[f'SHA256_{arch}']} (pinned), got {digest}" in out.stdout
+    assert [p.name for p in bindir.iterdir()] == ["host-local"]  # nothing unpacked
+
+
+def test_cni_plugins_script_uses_the_offline_copy_without_the_network(tmp_path) -> None:
+    """After `labkit images load`, the node's copy is used: curl is never called."""
+    arch = _arch()
+    tgz, script, env, bindir, digest = _plugins_script_env(tmp_path)
+    env[f"SHA256_{arch}"] = digest
+    offline = Path(env["OFFLINE_DIR"])
+    offline.mkdir()
+    name = pinned("cni_plugins", "tarball").format(arch=arch).rsplit("/", 1)[-1]
+    (offline / name).write_bytes(tgz.read_bytes())
+    (Path(env["PATH"].split(":")[0]) / "curl").write_text("#!/bin/sh\nexit 6\n")  # no network
+    out = _sh(script, env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"using the offline bundle's {name}" in out.stdout
+    assert (bindir / "bridge").read_text() == "upstream bridge"
 
 
 def test_a_timed_out_create_deletes_the_half_created_cluster(tmp_path, kubeconfig) -> None:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from labkit.backends.kind import KindBackend
-from labkit.backends.kind.guard import check_context, load_kubeconfig
+from labkit.backends.kind.guard import LabContext, check_context, load_kubeconfig
 from labkit.environments import Stage
 from labkit.errors import ContextRefused
 from tests.unit.kindfakes import FakeKube, FakeRunner
@@ -31,8 +31,8 @@ def kubeconfig(tmp_path: Path, *, lab_server: str | None = None) -> Path:
 def backend(path: Path, made: list[str]) -> KindBackend:
     kube = FakeKube()
 
-    def factory(ctx: str) -> FakeKube:
-        made.append(ctx)
+    def factory(ctx: LabContext) -> FakeKube:
+        made.append(ctx.name)
         return kube
 
     return KindBackend(Stage.load("flannel"), run=FakeRunner(["cni-lab"]),

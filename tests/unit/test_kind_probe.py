@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,40 @@ def test_exec_failure_marks_all_targets_of_that_source() -> None:
                                                     'container "probe" not found'),
                          retries=0)
     assert not results[t].outcome.allowed and "probe could not run" in results[t].outcome.detail
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_paths_with_brackets_and_braces_reach_the_server(tmp_path: Path) -> None:
+    """The script with real curl against a local HTTP server: without --globoff curl reads
+    /a[1]/{x} as a URL glob and fails (exit 3) before sending anything."""
+    import http.server
+    import subprocess
+    import threading
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = url_for("127.0.0.1", server.server_address[1], HttpRequest("GET", "/a[1]/{x}"))
+        script = build_script([Target(0, url)]).replace("/tmp/", f"{tmp_path}/")
+        out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    outcome = parse_output(out.stdout)[0]
+    assert outcome.exit_code == 0 and outcome.http_code == 200, outcome.detail
+    assert seen == ["/a[1]/{x}"]
 
 
 # -- DNS probes (busybox nslookup in the probe container) -------------------------------------

@@ -20,7 +20,7 @@ from labkit.errors import LabkitError
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("BACKEND=kind", ("BACKEND", "kind")), ("SOLVE_EXERCISES=true", ("SOLVE_EXERCISES", True)),
+    [("TARGET=kind", ("TARGET", "kind")), ("SOLVE_EXERCISES=true", ("SOLVE_EXERCISES", True)),
      ("N=3", ("N", 3)), ("PORTS=[80, 443]", ("PORTS", [80, 443])), ("X=", ("X", "")),
      ("MSG=a: b: c", ("MSG", "a: b: c"))],
 )

@@ -9,6 +9,7 @@ be run and sent.
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -17,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from labkit import cnis
+from labkit import cnis, inputs
 from labkit.backends.base import Backend, NodeRow, PodRow, T
 from labkit.backends.kind import capture as kind_capture
 from labkit.backends.kind import probe
-from labkit.backends.kind.guard import check_context, load_kubeconfig
+from labkit.backends.kind.guard import LabContext, check_context, load_kubeconfig
 from labkit.course.images.pins import node_image_for_kind
 from labkit.environments import Stage, pinned
-from labkit.errors import BackendUnsupported, ClusterError, ToolError
+from labkit.errors import BackendUnsupported, ClusterError, LabkitError, ToolError
 from labkit.hubble.flow import Flow
 from labkit.hubble.log import FlowLog, parse_flows, time_key
 from labkit.matrix import Observation
@@ -45,6 +46,7 @@ from labkit.progress import Progress, wait_until
 from labkit.tools import docker, process
 from labkit.tools import kind as kind_tool
 from labkit.tools.coredns import hosts_of as coredns_hosts
+from labkit.tools.files import home, write_atomic
 from labkit.tools.k8s import KubeApi, KubeClient, describe
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from labkit.capture import Capture, CaptureSpec
     from labkit.matrix import Cell, Observation
 
-KubeFactory = Callable[[str], KubeApi]
+KubeFactory = Callable[[LabContext], KubeApi]
 
 #: The container of the shop's pods that has curl (environments/workloads/shop).
 PROBE_CONTAINER = "probe"
@@ -60,8 +62,13 @@ DEFAULT_HUBBLE_LAST = 20  # what `hubble observe` prints without --last
 POLICY_KINDS = (("networking.k8s.io/v1", "NetworkPolicy"),)
 
 
+#: Written beside the kind config when labkit creates a cluster: the proof that it did.
+RECORD = "created-by-labkit.json"
+
+
 def work_dir(cluster: str) -> Path:
-    return Path.home() / ".cache" / "labkit" / "clusters" / cluster
+    """Where labkit keeps a kind cluster's config and creation record (under LABKIT_HOME)."""
+    return home() / "clusters" / cluster
 
 
 class KindBackend(Backend):
@@ -75,7 +82,8 @@ class KindBackend(Backend):
                  workdir: Path | None = None) -> None:
         super().__init__(stage)
         self.run = run
-        self.kube_factory: KubeFactory = kube_factory or (lambda ctx: KubeClient(ctx))
+        self.kube_factory: KubeFactory = kube_factory or (
+            lambda ctx: KubeClient(ctx.name, ctx.client_config))
         self.kubeconfig_loader = kubeconfig_loader
         self.sleep = sleep
         self.workdir = workdir or work_dir(stage.cluster_name)
@@ -88,7 +96,7 @@ class KindBackend(Backend):
         if self._kube is None:
             ctx = check_context(self.kubeconfig_loader(), self.stage.cluster_name,
                                 requested=os.environ.get("LABKIT_CONTEXT"))
-            self._kube = self.kube_factory(ctx.name)
+            self._kube = self.kube_factory(ctx)
         return self._kube
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -102,8 +110,8 @@ class KindBackend(Backend):
         return self.workdir / "kind-config.yaml"
 
     def write_config(self, node_image: str | None = None) -> Path:
-        """The stage's kind config with every node on ``node_image``: versions.yaml's pin,
-        or the ``name:tag`` that :func:`labkit.image_pins.node_image_for_kind` proved it is."""
+        """The stage's kind config with every node on ``node_image``: versions.yaml's pin, or
+        the ``name:tag`` that :func:`labkit.course.images.pins.node_image_for_kind` proved."""
         config = self.stage.rendered_kind_config(node_image or pinned("kind", "node_image"))
         path = self.config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +119,24 @@ class KindBackend(Backend):
                         f"{self.stage.name}/kind-config.yaml\n"
                         + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         return path
+
+    def record_path(self) -> Path:
+        return self.workdir / RECORD
+
+    def created_by_labkit(self) -> bool:
+        """Whether labkit (with this LABKIT_HOME) created the cluster: a record names it."""
+        try:
+            record = inputs.json_value(inputs.read_text(self.record_path(), what="record"),
+                                       str(self.record_path()), what="record")
+        except LabkitError:
+            return False
+        return isinstance(record, dict) and record.get("cluster") == self.stage.cluster_name
+
+    def _record(self, config: Path) -> None:
+        record = {"cluster": self.stage.cluster_name, "stage": self.stage.name,
+                  "kind_config": str(config),
+                  "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+        write_atomic(self.record_path(), inputs.dumps(record, indent=1) + "\n")
 
     def up(self, progress: Progress | None = None) -> None:
         name = self.stage.cluster_name
@@ -125,7 +151,15 @@ class KindBackend(Backend):
             if note:
                 report.update(note, force=True)
             report.update("creating (kind create cluster, a minute or two)", force=True)
-            kind_tool.create_cluster(name, self.write_config(image), run=self.run)
+            config = self.write_config(image)
+            self._record(config)  # before kind starts: a half-made cluster is ours to delete
+            try:
+                kind_tool.create_cluster(name, config, run=self.run,
+                                         on_output=report.update)
+            except BaseException:
+                if not self.exists():
+                    self.record_path().unlink(missing_ok=True)
+                raise
         self._kube = None
         _ = self.kube  # the guard runs now, not at the first API call
         report.update(f"{len(self.node_rows())} nodes", force=True)
@@ -133,9 +167,17 @@ class KindBackend(Backend):
             report.finish("up")
 
     def down(self) -> None:
-        docker.remove_lab_containers(self.stage.cluster_name, runner=self.run)
+        """Delete the cluster, only if labkit created it (see :meth:`created_by_labkit`)."""
+        name = self.stage.cluster_name
+        if self.exists() and not self.created_by_labkit():
+            raise ClusterError(
+                f"the kind cluster '{name}' was not created by labkit (no record in "
+                f"{self.workdir}); labkit leaves it alone",
+                hint=f"if it is yours to delete: `kind delete cluster --name {name}`")
+        docker.remove_lab_containers(name, runner=self.run)
         if self.exists():
-            kind_tool.delete_cluster(self.stage.cluster_name, run=self.run)
+            kind_tool.delete_cluster(name, run=self.run)
+        self.record_path().unlink(missing_ok=True)
         self._kube = None
 
     # -- views -------------------------------------------------------------------------

@@ -82,8 +82,9 @@ def build_script(targets: Sequence[Target], *, connect_timeout: int = CONNECT_TI
     lines = [
         "p() {",
         '  id=$1; m=$2; u=$3; shift 3; b=/tmp/labkit-$id.body; e=/tmp/labkit-$id.err',
-        f'  c=$(curl -sS -o "$b" -w "%{{http_code}}" -X "$m" --connect-timeout {connect_timeout}'
-        f' --max-time {max_time} "$@" "$u" 2>"$e"); rc=$?',
+        # --globoff: a path with [ ] { } is a path, not one of curl's URL globs (curl(1)).
+        f'  c=$(curl -sS --globoff -o "$b" -w "%{{http_code}}" -X "$m" '
+        f'--connect-timeout {connect_timeout} --max-time {max_time} "$@" "$u" 2>"$e"); rc=$?',
         "  body=$(head -c 80 \"$b\" 2>/dev/null | tr '\\t\\n\\r' '   ')",
         "  err=$(head -c 200 \"$e\" 2>/dev/null | tr '\\t\\n\\r' '   ')",
         f"  printf '{MARK}\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$id\" \"$rc\" \"${{c:-000}}\" "

@@ -16,6 +16,7 @@ import contextlib
 import copy
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,10 +94,24 @@ class SimBackend(Backend):
         return sim(self)
 
     def exists(self) -> bool:
-        return current(self.stage) is not None
+        """Whether the cluster is there: a state file (not read: it may be corrupt, and
+        ``down`` must still work), or a cluster built in this process and never saved."""
+        found = CLUSTERS.get(self.stage.cluster_name)
+        if found is not None and found.saved is None:
+            return True
+        return store.signature(self.state_file) is not None
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return store.locked(self.stage.cluster_name)
 
     def up(self, progress: Progress | None = None) -> None:
-        if not self.exists():
+        with self.transaction():
+            self._up()
+        if progress is not None:
+            progress.update(f"{len(self.stage.node_names())} nodes (simulated)", force=True)
+
+    def _up(self) -> None:
+        if current(self.stage) is None:
             store.flows_path_for(self.stage.cluster_name).unlink(missing_ok=True)  # stale
             cluster = SimCluster.create(self.stage)
             _register(cluster)
@@ -104,8 +119,6 @@ class SimBackend(Backend):
                 if not self.stage.default_cni_disabled:
                     # kind installs kindnetd unless disableDefaultCNI is set (kind docs).
                     self.install_kindnet()
-        if progress is not None:
-            progress.update(f"{len(self.stage.node_names())} nodes (simulated)", force=True)
 
     def install_kindnet(self) -> None:
         """What kind does at creation unless the config disables it: kindnetd, host-local
@@ -116,8 +129,9 @@ class SimBackend(Backend):
 
     def down(self) -> None:
         """Forget the cluster and delete its file (without reading it: works on a corrupt one)."""
-        CLUSTERS.pop(self.stage.cluster_name, None)
-        store.remove(self.stage.cluster_name)
+        with self.transaction():
+            CLUSTERS.pop(self.stage.cluster_name, None)
+            store.remove(self.stage.cluster_name)
 
     # -- views -------------------------------------------------------------------------
     def node_rows(self) -> list[NodeRow]:
@@ -143,16 +157,25 @@ class SimBackend(Backend):
 
     # -- changes -----------------------------------------------------------------------
     def apply(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
-        c = self.cluster
-        with c.batch():  # saved once, at the end
-            return self._apply(c, docs, objects)
+        with self.transaction():  # read (the latest file), modify, write: nobody in between
+            c = self.cluster
+            with c.batch():  # saved once, at the end
+                return self._apply(c, docs, objects)
 
     def _apply(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
         manifests = _policy_manifests(docs)
         policies = []
         done = []
-        for obj in objects:
+        for obj in objects:  # one at a time, like kubectl: the first refusal stops the rest
+            ns = getattr(obj, "namespace", "")
+            if ns and not isinstance(obj, Namespace) and ns not in c.namespaces:
+                # NamespaceLifecycle admission: no object in a namespace that does not exist
+                # (k8s.io/apiserver admission/plugin/namespace/lifecycle), answered NotFound.
+                raise ClusterError(f'applying {_ref(obj)}: namespaces "{ns}" not found '
+                                   "[simulated]",
+                                   hint="create the namespace first (a Namespace earlier in "
+                                   "the same file is created first)")
             if isinstance(obj, Namespace):
                 c.namespaces[obj.name] = obj
             elif isinstance(obj, Deployment):
@@ -174,9 +197,10 @@ class SimBackend(Backend):
         return done
 
     def delete(self, docs: Sequence[dict[str, Any]], objects: Sequence[Any]) -> list[str]:
-        c = self.cluster
-        with c.batch():  # saved once, at the end
-            return self._delete(c, docs, objects)
+        with self.transaction():
+            c = self.cluster
+            with c.batch():  # saved once, at the end
+                return self._delete(c, docs, objects)
 
     def _delete(self, c: SimCluster, docs: Sequence[dict[str, Any]], objects: Sequence[Any]
                ) -> list[str]:
@@ -184,6 +208,7 @@ class SimBackend(Backend):
         for obj in objects:
             found = False
             if isinstance(obj, Namespace):
+                _check_deletable(c, obj.name)
                 found = c.namespaces.pop(obj.name, None) is not None
                 for dkey in [k for k in c.deployments if k.startswith(f"{obj.name}/")]:
                     c.delete_deployment(dkey)
@@ -351,10 +376,25 @@ class SimBackend(Backend):
             hint="exec needs a real cluster (backend='kind'); probes work on sim: lab.probe()")
 
 
+#: Namespaces the API server refuses to delete: NamespaceLifecycle's immortal namespaces
+#: (k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle/admission.go, Register).
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+def _check_deletable(c: SimCluster, name: str) -> None:
+    if name in IMMORTAL_NAMESPACES:
+        raise ClusterError(f'deleting Namespace {name}: namespaces "{name}" is forbidden: this '
+                           "namespace may not be deleted [simulated]",
+                           hint="the API server protects default, kube-system and kube-public")
+    profile = cnis.CNIS.get(c.cni.name) if c.cni is not None else None
+    if profile is not None and name in profile.operator_namespaces:
+        raise ClusterError(f"deleting Namespace {name}: {profile.name}'s operator keeps it while "
+                           f"{profile.name} is installed (a finalizer holds it: the namespace "
+                           "would stay Terminating) [simulated]", hint=profile.uninstall)
+
+
 #: Hubble keeps this many flows per node by default (hubble-event-buffer-capacity 4095).
 FLOW_BUFFER = 4095
-
-
 
 
 def _has_dns_rules(docs: Any) -> bool:
@@ -458,11 +498,12 @@ def _load(stage: Stage, path: Path) -> SimCluster | None:
         cluster, policies = snapshot.load(data, str(path))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, LabkitError) as exc:
-        why = exc.one_line() if isinstance(exc, LabkitError) else \
-            f"{type(exc).__name__}: {exc}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
+            LabkitError) as exc:
+        why = exc.message if isinstance(exc, LabkitError) else f"{type(exc).__name__}: {exc}"
+        where = "" if why.startswith(str(path)) else f" from {path}"
         raise ClusterError(
-            f"cannot read the simulated cluster '{stage.cluster_name}' from {path}: {why}",
+            f"cannot read the simulated cluster '{stage.cluster_name}'{where}: {why}",
             hint=f"start over: `labkit down {stage.name} --backend sim` (or delete {path}), "
             "then lab.up()") from exc
     _add_policies(cluster, [obj for obj, _ in policies])
@@ -505,5 +546,6 @@ def _flush() -> None:
         saved: Saved | None = cluster.saved
         if saved is None or store.signature(saved.path) != saved.signature:
             continue
-        with contextlib.suppress(Exception):  # never fail the interpreter's exit
-            save(cluster)
+        with contextlib.suppress(Exception), store.locked(cluster.stage.cluster_name):
+            if store.signature(saved.path) == saved.signature:  # never fail the exit
+                save(cluster)

@@ -24,7 +24,10 @@ Each behaviour mirrors a documented real one (cited where it is modelled):
   Pending too, with the CNI's IPAM error (host-local: "no IP addresses available").
 - ClusterIPs: ``kubernetes`` gets the first address of the service subnet and
   ``kube-dns`` the tenth (kubeadm); others a reproducible spot in the range
-  (the API server allocates at random).
+  (the API server allocates at random). ``kubernetes`` serves 443/TCP (``https``),
+  forwarded to the API server's 6443 on kind.
+- Every object gets a creation time (wall clock) when it first appears, as the API
+  server sets ``metadata.creationTimestamp``: kubectl's AGE is computed from it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import ipaddress
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -54,10 +58,13 @@ from labkit.model import (
     ServicePort,
     endpoints_of,
 )
+from labkit.policy.state import identity
 
 NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false "
                      "reason:NetworkPluginNotReady message:Network plugin returns error: "
                      "cni plugin not initialized")
+#: Where creation times come from (tests replace it to get fixed AGEs).
+clock: Callable[[], float] = time.time
 #: The kubelet's default maxPods: how many pods one node runs, host-network ones included.
 MAX_PODS = 110
 DEFAULT_NAMESPACES = ("default", *KUBERNETES_NAMESPACES)
@@ -123,6 +130,8 @@ class SimCluster:
     no_network: dict[str, str] = field(default_factory=dict)
     #: The applied manifest of each policy, by identity: what is saved, and parsed on load.
     policy_docs: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    #: When each object appeared (``object_key`` -> seconds since the epoch).
+    created: dict[str, float] = field(default_factory=dict)
     #: Hubble (with Cilium): the identities allocated to label sets, and how many probes
     #: were answered (the flows themselves are in the store's flows file).
     identities: dict[str, int] = field(default_factory=dict)
@@ -174,7 +183,8 @@ class SimCluster:
         c._add_system_deployment("local-path-storage", "local-path-provisioner", 1,
                                  {"app": "local-path-provisioner"}, ())
         c.services["default/kubernetes"] = Service(
-            "default", "kubernetes", {}, (), cluster_ip=c._service_ip_at(1))
+            "default", "kubernetes", {}, (ServicePort(443, 6443, "TCP", "https"),),
+            cluster_ip=c._service_ip_at(1))
         c.services["kube-system/kube-dns"] = Service(
             "kube-system", "kube-dns", {"k8s-app": "kube-dns"},
             (ServicePort(53, 53, "UDP", "dns"), ServicePort(53, 53, "TCP", "dns-tcp")),
@@ -190,6 +200,8 @@ class SimCluster:
                  tolerates_control_plane: bool = False) -> None:
         self.pods[pod.key] = SimPod(pod, owner, pin_node=pin_node,
                                     tolerates_control_plane=tolerates_control_plane)
+        # a new pod object, even when it reuses a deleted pod's name: its AGE starts now
+        self.created[object_key("Pod", pod.namespace, pod.name)] = clock()
 
     def _add_system_deployment(self, ns: str, name: str, replicas: int,
                                labels: dict[str, str], ports: tuple[ContainerPort, ...]) -> None:
@@ -240,7 +252,8 @@ class SimCluster:
             self._generation += 1
             name = f"{deploy.name}-{thash}-{pod_suffix(f'{deploy.key}/{thash}/{index}')}"
             labels = {**deploy.labels, "pod-template-hash": thash}
-            pod = Pod(deploy.namespace, name, labels, ports=deploy.ports)
+            pod = Pod(deploy.namespace, name, labels, ports=deploy.ports,
+                      containers=deploy.containers)
             self._add_pod(pod, owner=f"Deployment {deploy.key}", pin_node=pin_node)
             mine.append(pod.key)
             index += 1
@@ -280,9 +293,30 @@ class SimCluster:
     def apply_service(self, svc: Service) -> None:
         old = self.services.get(svc.key)
         ip = svc.cluster_ip or (old.cluster_ip if old else "") or self._allocate_service_ip(svc)
-        self.services[svc.key] = replace(svc, cluster_ip=ip)
+        self.services[svc.key] = replace(svc, cluster_ip=ip, ports=self._node_ports(svc, old))
         self.namespaces.setdefault(svc.namespace, Namespace(svc.namespace))
         self.changed()
+
+    def _node_ports(self, svc: Service, old: Service | None) -> tuple[ServicePort, ...]:
+        """NodePort and LoadBalancer Services get a node port per port, from 30000-32767
+        (the API server's default --service-node-port-range; it picks at random, the sim at a
+        reproducible spot), kept across re-applies like the real allocation."""
+        if svc.type not in ("NodePort", "LoadBalancer"):
+            return svc.ports
+        kept = {(p.port, p.protocol): p.node_port for p in (old.ports if old else ())}
+        taken = {p.node_port for s in self.services.values() if s.key != svc.key
+                 for p in s.ports if p.node_port}
+        out = []
+        for p in svc.ports:
+            port = p.node_port or kept.get((p.port, p.protocol))
+            if port is None:
+                seed = int(hashlib.sha256(f"{svc.key}/{p.port}/{p.protocol}".encode())
+                           .hexdigest(), 16)
+                port = next(30000 + (seed + step) % 2768 for step in range(2768)
+                            if 30000 + (seed + step) % 2768 not in taken)
+            taken.add(port)
+            out.append(replace(p, node_port=port))
+        return tuple(out)
 
     def _service_ip_at(self, offset: int) -> str:
         return str(ipaddress.ip_network(self.stage.service_subnet).network_address + offset)
@@ -348,7 +382,22 @@ class SimCluster:
             same[(sp.owner, node.name)] += 1
         for hook in list(self.hooks):
             hook(self)
+        self._stamp()
         self.changed()
+
+    def _stamp(self) -> None:
+        """Creation times for new objects; forget those of objects that are gone."""
+        keys = [object_key("Node", "", n) for n in self.nodes]
+        keys += [object_key("Namespace", "", n) for n in self.namespaces]
+        keys += [object_key(kind, *key.split("/", 1)) for kind, objs in
+                 (("Pod", self.pods), ("Service", self.services),
+                  ("Deployment", self.deployments)) for key in objs]
+        keys += [object_key(*identity(p)) for p in self.policies]
+        now = clock()
+        self.created = {k: self.created.get(k, now) for k in keys}
+
+    def created_at(self, kind: str, namespace: str, name: str) -> float | None:
+        return self.created.get(object_key(kind, namespace, name))
 
     def _too_many_pods(self, full: int) -> str:
         """FailedScheduling when every node the pod may use holds MAX_PODS pods (the others
@@ -380,3 +429,8 @@ class SimCluster:
             service_cidr=self.stage.service_subnet,
             policy_enforcement=str(settings.get("policyEnforcementMode", "default")),
             dns_names={n: tuple(ips) for n, ips in (settings.get("dns_names") or {}).items()})
+
+
+def object_key(kind: str, namespace: str, name: str) -> str:
+    """How :attr:`SimCluster.created` names an object (policies: their identity)."""
+    return f"{kind}|{namespace}|{name}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import ipaddress
+import types
 import typing
 from functools import cache
 from typing import Any
@@ -56,22 +57,46 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _build(cls: type, data: dict[str, Any]) -> Any:
-    """``cls(**data)``, turning lists back into the tuples (of dataclasses) the model uses."""
+def _build(cls: type, data: Any, where: str = "") -> Any:
+    """``cls(**data)`` with every field checked against its type hint (a state file is input:
+    validated on load, so a wrong type fails here, not later in a notebook), turning lists
+    back into the tuples (of dataclasses) the model uses."""
+    where = where or cls.__name__
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
     hints = _hints(cls)
     unknown = set(data) - set(hints)
     if unknown:
-        raise ValueError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
-    return cls(**{k: _typed(hints[k], v) for k, v in data.items()})
+        raise ValueError(f"{where}: {cls.__name__} has no field {sorted(unknown)[0]!r}")
+    return cls(**{k: _typed(hints[k], v, f"{where}.{k}") for k, v in data.items()})
 
 
-def _typed(hint: Any, value: Any) -> Any:
-    if typing.get_origin(hint) is tuple and isinstance(value, list):
-        item = typing.get_args(hint)[0]
-        if isinstance(item, type) and item.__name__ in _MODEL:
-            return tuple(_build(item, v) for v in value)
-        return tuple(value)
-    return value
+def _typed(hint: Any, value: Any, where: str) -> Any:
+    """``value`` as ``hint`` (str, int, float, bool, X | None, tuple[X, ...], dict[str, X], a
+    dataclass), or ValueError naming the field."""
+    if hint is Any:
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _typed(option, value, where)
+            except ValueError:
+                continue
+        raise ValueError(f"{where}: unexpected {type(value).__name__} {str(value)[:40]!r}")
+    if origin is tuple and isinstance(value, list):
+        return tuple(_typed(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict and isinstance(value, dict):
+        return {_typed(args[0], k, where): _typed(args[1], v, f"{where}.{k}")
+                for k, v in value.items()}
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _build(hint, value, where)
+    if hint is type(None) and value is None:
+        return None
+    if isinstance(hint, type) and hint in (str, int, float, bool) and type(value) is hint:
+        return value
+    raise ValueError(f"{where}: expected {getattr(hint, '__name__', hint)}, "
+                     f"got {type(value).__name__}")
 
 
 # -- IPAM and hooks: one codec per class -----------------------------------------------------
@@ -166,6 +191,7 @@ def dump(cluster: SimCluster, policy_docs: list[dict[str, Any]]) -> dict[str, An
         "extra_served": sorted([list(pair) for pair in cluster.extra_served]),
         "hooks": [_hook_data(h) for h in cluster.hooks],
         "no_network": cluster.no_network,
+        "created": cluster.created,
         "hubble": {"identities": cluster.identities, "probes": cluster.probes},
     }
 
@@ -183,29 +209,44 @@ def load(data: dict[str, Any], source: str) -> tuple[SimCluster, list[tuple[Any,
     if c.stage.cluster_name != data["cluster"]:
         raise ValueError(f"stage {data['stage']!r} now names its cluster "
                          f"{c.stage.cluster_name!r}, not {data['cluster']!r}")
-    c._generation = int(data["generation"])
-    c.nodes = {n["name"]: SimNode(**{**n, "roles": tuple(n["roles"])}) for n in data["nodes"]}
-    c.namespaces = {d["name"]: _build(model.Namespace, d) for d in data["namespaces"]}
-    for item in data["deployments"]:
-        d = _build(model.Deployment, item["deployment"])
-        c.deployments[d.key] = (d, item["template_hash"])
-    for item in data["pods"]:
-        pod = _build(model.Pod, item["pod"])
-        c.pods[pod.key] = SimPod(pod, item["owner"], item["phase"], item["reason"],
-                                 item["pin_node"], item["tolerates_control_plane"])
-    c.services = {s.key: s for s in (_build(model.Service, d) for d in data["services"])}
+    c._generation = _typed(int, data["generation"], "generation")
+    nodes = [_build(SimNode, n, f"nodes[{i}]") for i, n in enumerate(_list(data, "nodes"))]
+    c.nodes = {n.name: n for n in nodes}
+    c.namespaces = {n.name: n for n in (_build(model.Namespace, d, f"namespaces[{i}]")
+                                        for i, d in enumerate(_list(data, "namespaces")))}
+    for i, item in enumerate(_list(data, "deployments")):
+        d = _build(model.Deployment, item["deployment"], f"deployments[{i}]")
+        c.deployments[d.key] = (d, _typed(str, item["template_hash"], f"deployments[{i}]"))
+    for i, item in enumerate(_list(data, "pods")):
+        sp = _build(SimPod, item, f"pods[{i}]")
+        c.pods[sp.pod.key] = sp
+    c.services = {s.key: s for s in (_build(model.Service, d, f"services[{i}]")
+                                     for i, d in enumerate(_list(data, "services")))}
     c.secrets = {f"{s.namespace}/{s.name}": s
-                 for s in (_build(model.Secret, d) for d in data["secrets"])}
+                 for s in (_build(model.Secret, d, f"secrets[{i}]")
+                           for i, d in enumerate(_list(data, "secrets")))}
     cni = data["cni"]
     if cni is not None:
         c.cni = CniRecord(cni["name"], _ipam_from(cni["ipam"]), cni["namespace"],
                           cni["daemonset"], cni.get("settings", _legacy_settings(cni)))
-    c.extra_served = {(api, kind) for api, kind in data["extra_served"]}
-    c.hooks = [_hook_from(h) for h in data["hooks"]]
-    c.no_network = dict(data["no_network"])
+    c.extra_served = {(api, kind) for api, kind in
+                      _typed(tuple[tuple[str, str], ...], data["extra_served"], "extra_served")}
+    c.hooks = [_hook_from(h) for h in _list(data, "hooks")]
+    c.no_network = _typed(dict[str, str], data["no_network"], "no_network")
+    # creation times (for kubectl's AGE column) are absent from files written before them
+    c.created = {k: float(v) for k, v in
+                 _typed(dict[str, int | float], data.get("created", {}), "created").items()}
     hubble = data.get("hubble") or {}  # absent in files written before Hubble was modelled
     c.identities = {str(k): int(v) for k, v in hubble.get("identities", {}).items()}
     c.probes = int(hubble.get("probes", 0))
-    policies = [(obj, doc) for i, doc in enumerate(data["policies"])
-                for obj in parse_one(doc, f"{source}: policies[{i}]")]
+    policies = [(obj, doc) for i, doc in enumerate(_list(data, "policies"))
+                for obj in parse_one(_typed(dict[str, Any], doc, f"policies[{i}]"),
+                                     f"{source}: policies[{i}]")]
     return c, policies
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data[key]
+    if not isinstance(value, list):
+        raise ValueError(f"{key}: expected a list, got {type(value).__name__}")
+    return value

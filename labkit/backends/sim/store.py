@@ -7,19 +7,26 @@ notebook kernel or the next notebook of ``labkit run`` find the same cluster.
 
 ``LABKIT_HOME`` defaults to ``$XDG_CACHE_HOME/labkit`` (``~/.cache/labkit``).
 Writes are atomic (a temporary file in the same folder, then ``os.replace``), so
-a reader sees the old state or the new one, never half a file. There is no
-locking: two processes changing the same simulated cluster at once keep the
-last writer's state, as for any file.
+a reader sees the old state or the new one, never half a file. A change is a
+read-modify-write held under an exclusive ``fcntl.flock`` on ``<cluster>.json.lock``
+(:func:`locked`; the state file itself is replaced on every write, so it cannot
+carry the lock): two processes applying to one simulated cluster take turns, and
+neither loses the other's writes.
 """
 
 from __future__ import annotations
 
-import json
+import fcntl
 import os
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import ClusterError
+from labkit import inputs
+from labkit.errors import ClusterError, LabkitError
 from labkit.tools.files import home, write_atomic
 
 #: Identifies one version of a state file: (inode, mtime in ns, size); None when absent.
@@ -68,7 +75,42 @@ def signature(path: Path) -> Signature:
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=1) + "\n"
+    return inputs.dumps(data, indent=1) + "\n"
+
+
+#: Locks this process holds: cluster name -> (open lock file, depth). Re-entrant, because a
+#: second flock on another descriptor of the same file would wait for ourselves.
+_HELD: dict[str, tuple[int, int]] = {}
+
+
+@contextmanager
+def locked(cluster: str) -> Iterator[None]:
+    """Hold the cluster's lock (exclusive, blocking, re-entrant within this process)."""
+    if cluster in _HELD:
+        fd, depth = _HELD[cluster]
+        _HELD[cluster] = (fd, depth + 1)
+        try:
+            yield
+        finally:
+            _HELD[cluster] = (fd, _HELD[cluster][1] - 1)
+        return
+    path = folder() / f"{cluster}.json.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise ClusterError(f"cannot lock the simulated cluster at {path}: "
+                           f"{exc.strerror or exc}",
+                           hint="set LABKIT_HOME to a writable folder") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _HELD[cluster] = (fd, 1)
+        try:
+            yield
+        finally:
+            del _HELD[cluster]
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write(path: Path, text: str) -> Signature:
@@ -82,20 +124,30 @@ def write(path: Path, text: str) -> Signature:
 
 
 def read(path: Path) -> tuple[Any, str, Signature]:
-    """(parsed JSON, text, signature) of a state file; ValueError when it is not JSON."""
-    with path.open(encoding="utf-8") as f:  # stat the file we read, even if replaced meanwhile
+    """(parsed JSON, text, signature) of a state file; LabkitError when it is not a regular
+    file, too big, not UTF-8 or not strict JSON (see labkit.inputs)."""
+    # Non-blocking open: a FIFO put in its place must not hang the reader. fstat the file we
+    # read, even if it is replaced meanwhile.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
         st = os.fstat(f.fileno())
-        text = f.read()
-    return json.loads(text), text, (st.st_ino, st.st_mtime_ns, st.st_size)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > inputs.MAX_FILE_BYTES:
+            raise LabkitError(f"{path} is not a regular file of at most "
+                              f"{inputs.MAX_FILE_BYTES} bytes")
+        text = inputs.decode(f.read(inputs.MAX_FILE_BYTES + 1), str(path), "state file")
+    data = inputs.json_value(text, str(path), what="state file")
+    return data, text, (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def remove(cluster: str) -> bool:
-    """Delete a cluster's state file (and its flows); True if there was a state file."""
+    """Delete a cluster's state file (and its flows) without reading it (a corrupt one too);
+    True if there was a state file."""
     flows_path_for(cluster).unlink(missing_ok=True)
     try:
         path_for(cluster).unlink()
     except FileNotFoundError:
         return False
+    except IsADirectoryError:
+        shutil.rmtree(path_for(cluster))
     return True
 
 

@@ -17,8 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit import inputs
 from labkit.backends.kind.guard import check_context, load_kubeconfig
 from labkit.course.images import listing as listing_mod
+from labkit.course.images import offline
 from labkit.course.images import pins as image_pins
 from labkit.course.images.listing import (
     ARCHIVE_TIMEOUT,
@@ -35,8 +37,10 @@ from labkit.course.images.listing import (
 )
 from labkit.environments import Stage, pinned
 from labkit.errors import LabkitError, ToolError, ToolNotFound
+from labkit.progress import Progress
 from labkit.tools import kind as kind_tool
 from labkit.tools import process
+from labkit.tools.files import fetch_url
 
 
 # -- save -----------------------------------------------------------------------------------
@@ -47,12 +51,13 @@ class SaveReport:
     unlisted: list[Unlisted]
     size: int = 0
     pins: dict[str, str] = field(default_factory=dict)  # digest pin -> image ID, in the archive
+    files: list[offline.Bundled] = field(default_factory=list)  # manifests, tarballs
 
     def to_json(self) -> str:
         return json.dumps({"file": self.file, "size_bytes": self.size,
                            "images": [asdict(i) for i in self.images],
                            "names_in_archive": [archive_name(i.ref) for i in self.images],
-                           "pins": self.pins,
+                           "pins": self.pins, "files": [asdict(f) for f in self.files],
                            "unlisted": [asdict(u) for u in self.unlisted]}, indent=2)
 
     def to_text(self) -> str:
@@ -60,6 +65,8 @@ class SaveReport:
                  f"on each laptop: labkit images load {self.file}"]
         lines += [f"recorded {ref} as image ID {i} ({image_pins.MEMBER} in the archive)"
                   for ref, i in self.pins.items()]
+        lines += [f"bundled {f.source} ({f.size / 1e6:.1f} MB, sha256 {f.sha256[:12]}...)"
+                  for f in self.files]
         lines += [f"not in the bundle: {u.component}: {u.how}" for u in self.unlisted]
         return "\n".join(lines)
 
@@ -76,10 +83,14 @@ def _pull_hint(ref: str, stderr: str) -> str:
 
 
 def _pull(run: Runner, image: Image) -> float:
-    """``docker pull`` one image; returns the seconds it took."""
+    """``docker pull`` one image, showing Docker's latest line (throttled) while it runs;
+    returns the seconds it took."""
     start = time.monotonic()
+    report = Progress(f"pulling {image.ref}", interval=5)
     try:
-        run(["docker", "pull", image.ref], timeout=PULL_TIMEOUT)
+        run(["docker", "pull", image.ref], timeout=PULL_TIMEOUT, on_output=report.update)
+        if report.emitted:
+            report.finish("pulled")
     except ToolError as exc:
         if isinstance(exc, ToolNotFound):
             raise
@@ -107,9 +118,11 @@ def _operator_images(run: Runner, operator: Image) -> list[Image]:
 
 
 def save(output: Path, stages: Sequence[str] | None = None, *, run: Runner = process.run,
-         fetch: Fetch | None = None, echo: Echo | None = None) -> SaveReport:
+         fetch: Fetch | None = None, echo: Echo | None = None,
+         download: offline.Download | None = None) -> SaveReport:
     """Pull every image (one line each), then one ``docker save -o OUTPUT``, then append the
-    image IDs of the ``name:tag@digest`` pins to it (:mod:`labkit.image_pins`).
+    image IDs of the ``name:tag@digest`` pins to it (:mod:`labkit.image_pins`), and the
+    pinned manifests and cni-plugins tarballs (:mod:`labkit.offline`).
 
     The Calico operator is pulled first: its image is what names the images it deploys.
     """
@@ -134,21 +147,33 @@ def save(output: Path, stages: Sequence[str] | None = None, *, run: Runner = pro
         hint="is there enough free disk space for the archive (several GB)?")
     if pins:
         image_pins.append_to_archive(output, pins)
+    files = offline.append(output, fetch or fetch_url, listing.stages,
+                           download=download, echo=say)
     size = output.stat().st_size if output.exists() else 0
-    return SaveReport(str(output), images, unlisted, size, pins)
+    return SaveReport(str(output), images, unlisted, size, pins, files)
 
 
 # -- load -----------------------------------------------------------------------------------
+#: The largest manifest.json read from an image archive (a few hundred bytes per image).
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
 def archive_refs(path: Path) -> list[str]:
     """The names in a ``docker save`` archive (its manifest.json's RepoTags)."""
+    hint = "make the bundle with `labkit images save --output FILE`"
     try:
-        with tarfile.open(path) as tar:
-            member = tar.getmember("manifest.json")
-            handle = tar.extractfile(member)
-            data = json.load(handle) if handle else []
-    except (tarfile.TarError, KeyError, ValueError, OSError) as exc:
-        raise LabkitError(f"{path} is not an image archive written by `docker save` ({exc})",
-                          hint="make the bundle with `labkit images save --output FILE`") from exc
+        data = inputs.json_value(
+            inputs.read_tar_member(path, "manifest.json", limit=MAX_MANIFEST_BYTES),
+            f"{path}: manifest.json", what="manifest.json")
+    except (tarfile.TarError, KeyError, OSError, LabkitError) as exc:
+        why = exc.message if isinstance(exc, LabkitError) else str(exc)
+        raise LabkitError(f"{path} is not an image archive written by `docker save` ({why})",
+                          hint=hint) from exc
+    if not isinstance(data, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("RepoTags") or [], list)
+            and all(isinstance(t, str) for t in e.get("RepoTags") or []) for e in data):
+        raise LabkitError(f"{path}: its manifest.json is not the list of images `docker save` "
+                          "writes (entries with RepoTags)", hint=hint)
     return [t for entry in data for t in entry.get("RepoTags") or []]
 
 
@@ -171,6 +196,7 @@ class LoadReport:
     pins_file: str = ""  # where they were recorded on this machine
     node_by_tag: str = ""  # name:tag that `labkit up` gives kind instead of the lost digest
     pin_note: str = ""  # why not, when a recorded pin did not match
+    files: list[str] = field(default_factory=list)  # offline files copied into LABKIT_HOME
 
     def to_json(self) -> str:
         return json.dumps({"file": self.file, "loaded": self.loaded,
@@ -178,6 +204,7 @@ class LoadReport:
                            "node_image_local": self.node_image_local,
                            "node_image_by_tag": self.node_by_tag or None,
                            "pins": self.pins, "pins_file": self.pins_file or None,
+                           "files": self.files,
                            "kind": [asdict(k) for k in self.kind]}, indent=2)
 
     def node_note(self) -> str:
@@ -197,6 +224,13 @@ class LoadReport:
 
     def to_text(self) -> str:
         lines = [f"docker load: {len(self.loaded)} images from {self.file}", self.node_note()]
+        if self.files:
+            lines.append(f"copied {len(self.files)} offline file(s) (the pinned manifests and "
+                         "cni-plugins tarballs) into LABKIT_HOME: labs 01-03 on kind fetch "
+                         "nothing from the network")
+        else:
+            lines.append("this bundle carries no manifests or cni-plugins tarballs (made by an "
+                         "older labkit): the kind path will download them")
         if self.pins_file:
             lines.append(f"recorded the bundle's {len(self.pins)} image pin(s) in "
                          f"{self.pins_file}")
@@ -260,6 +294,7 @@ def load(path: Path, stages: Sequence[str] | None = None, *, run: Runner = proce
     result = run(["docker", "load", "-i", str(path)], timeout=ARCHIVE_TIMEOUT,
                  hint="is Docker running (`docker info`), with enough free disk space?")
     pins_file = str(image_pins.store(pins)) if pins else ""
+    files = [str(p) for p in offline.install_from(path)]
     node = str(pinned("kind", "node_image"))
     local: bool | None = None
     by_tag, why = "", ""
@@ -272,7 +307,7 @@ def load(path: Path, stages: Sequence[str] | None = None, *, run: Runner = proce
             by_tag = tag or ""
     report = LoadReport(str(path), _loaded(result.stdout) or in_archive, node, local,
                         pins=pins, pins_file=pins_file, node_by_tag=by_tag,
-                        pin_note="" if by_tag else why)
+                        pin_note="" if by_tag else why, files=files)
     chosen = list(stages) if stages else all_stages()
     report.kind = list(_kind_steps(path, chosen, run, kubeconfig_loader or load_kubeconfig,
                                    which))

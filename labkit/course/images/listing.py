@@ -31,7 +31,7 @@ import yaml
 from labkit.environments import Stage, environments_dir, pinned
 from labkit.errors import LabkitError
 from labkit.tools import process
-from labkit.tools.files import fetch_url
+from labkit.tools.files import fetch_url, manifests_dir
 
 Fetch = Callable[[str], str]
 Runner = Callable[..., process.Result]
@@ -82,7 +82,7 @@ class ImageList:
                 "unlisted": [asdict(u) for u in self.unlisted]}
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2)
+        return json.dumps(self.as_dict(), indent=2, allow_nan=False)
 
     def to_text(self) -> str:
         width = max((len(i.ref) for i in self.images), default=0)
@@ -96,7 +96,7 @@ class ImageList:
 
 # -- listing --------------------------------------------------------------------------------
 def _default_fetch(url: str) -> str:
-    return fetch_url(url)  # the recipes' fetch: cached under ~/.cache
+    return fetch_url(url)  # the recipes' fetch: cached under $LABKIT_HOME/manifests
 
 
 def all_stages() -> list[str]:
@@ -133,8 +133,9 @@ def _fetch(fetch: Fetch, url: str, component: str) -> str:
         raise LabkitError(
             f"cannot read the {component} manifest to list its images: {exc.message}",
             hint="listing reads the pinned manifests once, from the network (then they are "
-            "cached in ~/.cache/labkit/manifests): run this on a connected machine, or copy "
-            f"that folder from one; {exc.hint}") from exc
+            f"kept in {manifests_dir()}): run this on a connected machine, or load the "
+            f"course's bundle (`labkit images load FILE`) which carries them; {exc.hint}"
+        ) from exc
 
 
 def _manifest_component(component: str) -> list[tuple[str, str]]:

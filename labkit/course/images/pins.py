@@ -27,6 +27,7 @@ from pathlib import Path
 
 from labkit.course.images.listing import archive_name, split_ref
 from labkit.errors import LabkitError, ToolError
+from labkit.inputs import read_tar_member, read_text
 from labkit.tools import process
 from labkit.tools.files import home, write_atomic
 
@@ -66,6 +67,10 @@ def record(refs: Iterable[str], *, run: Runner = process.run) -> dict[str, str]:
     return pins
 
 
+#: The largest labkit-pins.json read from a bundle: a few hundred bytes per image is normal.
+MAX_PINS_BYTES = 1024 * 1024
+
+
 def to_json(pins: Mapping[str, str]) -> str:
     return json.dumps({"format": FORMAT, "pins": [{"ref": r, "id": i} for r, i in
                                                   sorted(pins.items())]}, indent=1) + "\n"
@@ -73,7 +78,10 @@ def to_json(pins: Mapping[str, str]) -> str:
 
 def from_json(text: str) -> dict[str, str]:
     """Parse a pins document; ValueError when it is not one."""
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("the pins document nests too deeply") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT \
             or not isinstance(data.get("pins"), list):
         raise ValueError(f"not a format-{FORMAT} pins document")
@@ -105,19 +113,17 @@ def append_to_archive(path: Path, pins: Mapping[str, str]) -> None:
 def read_archive(path: Path) -> dict[str, str]:
     """The pins a bundle carries; {} for a bundle without them (or with a broken record)."""
     try:
-        with tarfile.open(path) as tar:
-            handle = tar.extractfile(tar.getmember(MEMBER))
-            return from_json(handle.read().decode()) if handle else {}
-    except (KeyError, ValueError, tarfile.TarError, OSError, UnicodeDecodeError):
-        return {}
+        return from_json(read_tar_member(path, MEMBER, limit=MAX_PINS_BYTES).decode())
+    except (KeyError, ValueError, tarfile.TarError, OSError, LabkitError):
+        return {}  # UnicodeDecodeError is a ValueError
 
 
 # -- this machine's record -------------------------------------------------------------------
 def stored() -> dict[str, str]:
     """The pins ``labkit images load`` recorded here; {} when none (or unreadable)."""
     try:
-        return from_json(pins_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        return from_json(read_text(pins_path(), limit=MAX_PINS_BYTES))
+    except (ValueError, LabkitError):
         return {}
 
 

@@ -193,7 +193,7 @@ def _rule(ctx: ParseContext, raw: Any, field: str, scope: str | None, origin: st
           ingress: bool) -> Rule:
     r = ctx.mapping(raw, field, allowed=_RULE)
     meta = ctx.mapping(r.get("metadata"), f"{field}.metadata", allowed=("annotations",))
-    ctx.labels(meta.get("annotations"), f"{field}.metadata.annotations")
+    ctx.labels(meta.get("annotations"), f"{field}.metadata.annotations", values=False)
     if "action" not in r:
         raise ctx.error(f"{field}.action", "is required", hint=f"use one of {', '.join(ACTIONS)}")
     action = ctx.string(r.get("action"), f"{field}.action")

@@ -17,6 +17,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from labkit.inputs import quote
 from labkit.policy.calico.selector import SYNTAX_HINT, Selector, SelectorError, parse
 from labkit.policy.ir import Universe
 from labkit.policy.parse import ParseContext
@@ -27,14 +28,14 @@ def parse_selector_field(ctx: ParseContext, value: Any, field: str) -> Selector 
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ctx.error(field, f"a Calico selector is a string expression, got {value!r}",
+        raise ctx.error(field, f"a Calico selector is a string expression, got {quote(value)}",
                         hint=SYNTAX_HINT + " (not matchLabels: that is Kubernetes syntax)")
     if not value.strip():
         return None
     try:
         return parse(value)
     except SelectorError as exc:
-        raise ctx.error(field, f"invalid selector {value!r}: {exc}", hint=SYNTAX_HINT) from exc
+        raise ctx.error(field, f"invalid selector {quote(value)}: {exc}", hint=SYNTAX_HINT) from exc
 
 
 @dataclass(frozen=True)

@@ -283,10 +283,17 @@ def _operator_word(text: str, i: int, toks: list[_Tok]) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------------
+#: How deeply parentheses may nest. Calico's parser (Go) has no fixed limit; labkit's is
+#: recursive, so it stops here with a clear error instead of a RecursionError. Selectors
+#: written by people nest a few levels.
+MAX_NESTING = 128
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -338,7 +345,12 @@ class _Parser:
         if tok.kind == "global":
             return Global()
         if tok.kind == "(":
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise SelectorError(f"parentheses nest more than {MAX_NESTING} levels deep "
+                                    "(labkit's limit; flatten the expression)", tok.pos)
             node = self.or_expr()
+            self.depth -= 1
             close = self.take()
             if close.kind != ")":
                 raise SelectorError(f"expected ')' but found {_describe(close)}", close.pos)

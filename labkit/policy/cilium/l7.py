@@ -4,7 +4,11 @@ Behaviour, from the Cilium 1.20 docs (security/policy/layer7.rst) and the way
 the agent hands the rules to Envoy (pkg/envoy ``getHTTPRule``):
 
 - ``method``, ``path`` and ``host`` are regular expressions that must match the
-  *whole* value (Envoy regex header matchers; write ``/v1/.*`` for a prefix);
+  *whole* value (Envoy regex header matchers; write ``/v1/.*`` for a prefix), in
+  RE2 syntax: Envoy compiles them with RE2 (``google_re2``), and so does labkit
+  (``google-re2``), so a pattern is accepted, rejected and matched exactly as Envoy
+  does (no back-references or look-around, ``(?i)`` and ``[[:alpha:]]`` work), in
+  time linear in the value: no pattern can hang the course;
   an empty or absent field matches anything;
 - ``headers`` entries are ``Name`` (the header must be present) or
   ``Name: value`` (that exact value);
@@ -19,17 +23,26 @@ the agent hands the rules to Envoy (pkg/envoy ``getHTTPRule``):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+import re2
+
+from labkit.inputs import quote
 from labkit.model import ClusterState, HttpRequest
 from labkit.policy.parse import ParseContext
 
 MISMATCH_ACTIONS = ("LOG", "ADD", "DELETE", "REPLACE")
-#: Envoy compiles these with RE2, which has no look-around and no back-references.
-_RE2_UNSUPPORTED = re.compile(r"\(\?[=!]|\(\?<[=!]|\\[1-9]")
+
+
+@lru_cache(maxsize=1024)
+def compile_re2(pattern: str) -> Any:
+    """The pattern compiled by RE2 (Envoy's engine); ``re2.error`` when RE2 refuses it."""
+    options = re2.Options()
+    options.log_errors = False  # the error is raised, not printed to stderr too
+    return re2.compile(pattern, options)
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ class HttpRule:
     def matches(self, request: HttpRequest, state: ClusterState) -> bool:
         for pattern, value in ((self.method, request.method), (self.path, request.path),
                                (self.host, request.host)):
-            if pattern and re.fullmatch(pattern, value) is None:
+            if pattern and compile_re2(pattern).fullmatch(value) is None:
                 return False
         for name, want in self.headers:
             got = _header(request.headers, name)
@@ -159,16 +172,15 @@ def _regex(ctx: ParseContext, value: Any, field: str) -> str:
     text = ctx.string(value, field)
     if not text:
         return ""
-    if _RE2_UNSUPPORTED.search(text):
-        raise ctx.error(field, f"{text!r} uses look-around or a back-reference",
-                        hint="Envoy matches with RE2, which supports neither; "
-                        "rewrite the expression without them")
     try:
-        re.compile(text)
-    except re.error as exc:
-        raise ctx.error(field, f"invalid regular expression {text!r}: {exc}",
-                        hint="the value is a regular expression matched against the whole "
-                        "field, e.g. \"/v1/.*\" or \"GET|HEAD\"") from exc
+        compile_re2(text)
+    except re2.error as exc:
+        why = exc.args[0].decode(errors="replace") if exc.args and \
+            isinstance(exc.args[0], bytes) else str(exc)
+        raise ctx.error(field, f"invalid regular expression {quote(text)}: {why}",
+                        hint="Envoy matches with RE2 (no look-around, back-references or "
+                        "possessive quantifiers); the value must match the whole field, e.g. "
+                        "\"/v1/.*\" or \"GET|HEAD\"") from exc
     return text
 
 

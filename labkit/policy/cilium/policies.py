@@ -101,7 +101,7 @@ class _Builder:
 
     # -- selectors ------------------------------------------------------------------------
     def selector(self, raw: Any, field: str, *, subject: bool = False) -> CiliumSelector:
-        sel = self.ctx.label_selector(raw, field)
+        sel = self.ctx.label_selector(raw, field, keys=False)
         reqs = [Requirement(normalise_key(k), "In", (v,)) for k, v in sel.match_labels]
         reqs += [Requirement(normalise_key(r.key), r.operator, r.values)
                  for r in sel.expressions]
