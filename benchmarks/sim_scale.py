@@ -34,8 +34,11 @@ def stage(workers: int) -> Stage:
 
 def workload(pods: int, policies: int) -> list[dict[str, Any]]:
     """Deployments of 10 replicas (namespaces of 100 pods) and policies that select them."""
-    docs: list[dict[str, Any]] = []
     apps = max(1, pods // 10)
+    # the namespaces first, as the API server requires (NamespaceLifecycle admission)
+    docs: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace",
+                                   "metadata": {"name": f"ns{n}"}}
+                                  for n in range((apps + 9) // 10)]
     for a in range(apps):
         ns = f"ns{a // 10}"
         labels = {"app": f"app{a}", "tier": ("web", "api", "db")[a % 3]}

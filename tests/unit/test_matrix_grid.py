@@ -59,8 +59,8 @@ def broken_lab() -> Lab:
     lab.apply("""
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: deny-db, namespace: shop-db}
-spec: {podSelector: {}}
+metadata: {name: deny-db, namespace: shop-api}
+spec: {podSelector: {matchLabels: {app: db}}}
 """)
     victim = lab.workload_pods()[0]
     CLUSTERS[lab.cluster_name].no_network[victim] = "kept a stale address"
