@@ -667,11 +667,8 @@ class HttpMatrix(Rendered):
                 seen = cell.observed
                 glyph = _glyph(seen.allowed, seen.denial) if seen else \
                     _glyph(cell.expected.allowed, cell.expected.denial)
-                border = "3px solid #c00" if cell.matches is False else "1px solid #ccc"
                 tip = f"{cell.source} → {cell.destination}\n{cell.why(every_reason=True)}"
-                parts.append(f'<td title="{e(tip)}" style="background:'
-                             f'{_COLOURS.get(glyph, "#fff")};border:{border};padding:2px 6px">'
-                             f"{e(_word(cell))}</td>")
+                parts.append(_html_cell(_word(cell), glyph, cell.matches is False, tip))
             parts.append("</tr>")
         parts.append(f"</table><div>{e(self.summary())}</div></div>")
         return "".join(parts)
