@@ -35,10 +35,10 @@ def stage(workers: int) -> Stage:
 def workload(pods: int, policies: int) -> list[dict[str, Any]]:
     """Deployments of 10 replicas (namespaces of 100 pods) and policies that select them."""
     apps = max(1, pods // 10)
-    # the namespaces first, as the API server requires (NamespaceLifecycle admission)
-    docs: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace",
-                                   "metadata": {"name": f"ns{n}"}}
-                                  for n in range((apps + 9) // 10)]
+    # the namespaces first: the API server (and the sim) refuses objects in a missing one
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"ns{n}"}}
+        for n in range((apps - 1) // 10 + 1)]
     for a in range(apps):
         ns = f"ns{a // 10}"
         labels = {"app": f"app{a}", "tier": ("web", "api", "db")[a % 3]}

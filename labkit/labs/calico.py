@@ -31,9 +31,11 @@ from labkit.matrix import plural
 if TYPE_CHECKING:
     from labkit.lab import Lab
 
-LAB02_EXERCISES = ("lab02-ex1", "prediction")
-__all__ = ["LAB02_EXERCISES", "POLICIES", "address_table", "calico_goal", "clean_slate",
-           "dns_reachable", "ensure_calico", "ensure_lab01", "exercise_db_no_egress",
+#: The "try it" cell, where the learner types the kubectl command (judged by check_typed).
+LAB02_TRY_IT = "try it: curl from the frontend to the database"
+LAB02_EXERCISES = ("lab02-ex1", "prediction", LAB02_TRY_IT)
+__all__ = ["LAB02_EXERCISES", "LAB02_TRY_IT", "POLICIES", "address_table", "calico_goal",
+           "clean_slate", "dns_reachable", "ensure_calico", "ensure_lab01", "exercise_db_no_egress",
            "policy_enforced", "stale_pods", "stale_pods_cut_off", "tier_outcomes"]
 
 def address_table(lab: Lab) -> list[dict[str, Any]]:

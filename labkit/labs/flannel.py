@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 #: Flannel's VXLAN backend sends on UDP 8472 (the Linux kernel's default port, which
 #: Flannel keeps; chart values in cni-ground-truth.md §3).
 FLANNEL_VXLAN_PORT = CNIS["flannel"].datapath.vxlan_port
-LAB01_EXERCISES = ("lab01-ex1", "prediction")
-__all__ = ["FLANNEL_VXLAN_PORT", "LAB01_EXERCISES", "CheckResult", "connection",
+#: The "try it" cell, where the learner types the kubectl command (judged by check_typed).
+LAB01_TRY_IT = "try it: the shop's pods, their addresses and nodes"
+LAB01_EXERCISES = ("lab01-ex1", "prediction", LAB01_TRY_IT)
+__all__ = ["FLANNEL_VXLAN_PORT", "LAB01_EXERCISES", "LAB01_TRY_IT", "CheckResult", "connection",
            "exercise_api_from_frontend_only", "exercise_prediction", "flannel_goal",
            "nodes_ready", "overlay_path", "pods_in_node_ranges", "policy_ignored", "reference",
            "remove_policies", "vxlan_seen"]

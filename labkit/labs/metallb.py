@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 SERVICE = "shop-web/frontend-lb"
 EXERCISE_SERVICE = "shop-api/api-lb"
-LAB03_EXERCISES = ("lab03-ex1",)
+#: The "try it" cell, where the learner types the kubectl command (judged by check_typed).
+LAB03_TRY_IT = "try it: the LoadBalancer's address"
+LAB03_EXERCISES = ("lab03-ex1", LAB03_TRY_IT)
 
 
 def installed(lab: Lab) -> bool:

@@ -127,6 +127,35 @@ def run(
     return result
 
 
+def _watched(command: Sequence[str], argv: Sequence[str], timeout: float,
+             env: Mapping[str, str] | None, on_output: Callable[[str], None],
+             poll: float = 0.5) -> subprocess.CompletedProcess[str]:
+    """:func:`subprocess.run`'s result, while telling ``on_output`` the latest line."""
+    job = background(command, env=env)
+    job.args = tuple(argv)
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            job._proc.wait(timeout=poll)
+            finished = True
+        except subprocess.TimeoutExpired:
+            finished = False
+        out, err = job.output()
+        lines = [ln.strip() for ln in (err + out).splitlines() if ln.strip()]
+        if lines and lines[-1] != last:
+            last = lines[-1]
+            on_output(last)
+        if finished:
+            result = job.wait(0)
+            return subprocess.CompletedProcess(list(argv), result.returncode, result.stdout,
+                                               result.stderr)
+        if time.monotonic() >= deadline:
+            result = job.stop()
+            raise subprocess.TimeoutExpired(list(argv), timeout, output=result.stdout,
+                                            stderr=result.stderr)
+
+
 def stream(
     argv: Sequence[str],
     write: Callable[[str], object],
@@ -183,35 +212,6 @@ def stream(
         code = proc.wait(timeout=10)
         proc.stdout.close()
     return code
-
-
-def _watched(command: Sequence[str], argv: Sequence[str], timeout: float,
-             env: Mapping[str, str] | None, on_output: Callable[[str], None],
-             poll: float = 0.5) -> subprocess.CompletedProcess[str]:
-    """:func:`subprocess.run`'s result, while telling ``on_output`` the latest line."""
-    job = background(command, env=env)
-    job.args = tuple(argv)
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
-        try:
-            job._proc.wait(timeout=poll)
-            finished = True
-        except subprocess.TimeoutExpired:
-            finished = False
-        out, err = job.output()
-        lines = [ln.strip() for ln in (err + out).splitlines() if ln.strip()]
-        if lines and lines[-1] != last:
-            last = lines[-1]
-            on_output(last)
-        if finished:
-            result = job.wait(0)
-            return subprocess.CompletedProcess(list(argv), result.returncode, result.stdout,
-                                               result.stderr)
-        if time.monotonic() >= deadline:
-            result = job.stop()
-            raise subprocess.TimeoutExpired(list(argv), timeout, output=result.stdout,
-                                            stderr=result.stderr)
 
 
 def _text(data: bytes | str | None) -> str:

@@ -14,6 +14,7 @@ from labkit.backends.kind import KindBackend
 from labkit.environments import Stage
 from labkit.errors import CheckFailed
 from labkit.labs.exercise import ANNOTATION, earlier_attempts
+from labkit.magics.exercise import Wanted, check_typed
 
 REF01 = checks.reference("01-api-from-frontend-only")
 REF02 = checks.reference("02-db-no-egress")
@@ -86,7 +87,17 @@ def test_closing_check_summarises_the_exercises(flannel: Lab) -> None:
     checks.exercise_api_from_frontend_only(flannel, REF01)
     checks.exercise_prediction(flannel, None)
     details = checks.flannel_goal(flannel).details
-    assert "exercises: 1/2 passed, 1 not attempted" in details
+    assert "exercises: 1/3 passed, 2 not attempted" in details
+
+
+def test_the_typed_command_counts_in_the_closing_summary(flannel: Lab) -> None:
+    """The "try it" cell of lab 01 records under the name the closing check counts."""
+    flannel.apply(checks_calico.LAB01_POLICY)
+    checks.exercise_api_from_frontend_only(flannel, REF01)
+    check_typed(flannel, checks.LAB01_TRY_IT, "kubectl get pods -n shop-api -o wide",
+                Wanted("get", "kubectl get pods -n shop-api -o wide", resource="pods",
+                       namespace="shop-api", output="wide"))
+    assert "exercises: 2/3 passed, 1 not attempted" in checks.flannel_goal(flannel).details
 
 
 # -- lab 02 ---------------------------------------------------------------------------------

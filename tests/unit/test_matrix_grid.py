@@ -60,7 +60,7 @@ def broken_lab() -> Lab:
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-db, namespace: shop-api}
-spec: {podSelector: {matchLabels: {app: db}}}
+spec: {podSelector: {}}
 """)
     victim = lab.workload_pods()[0]
     CLUSTERS[lab.cluster_name].no_network[victim] = "kept a stale address"

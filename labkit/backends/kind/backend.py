@@ -154,8 +154,7 @@ class KindBackend(Backend):
             config = self.write_config(image)
             self._record(config)  # before kind starts: a half-made cluster is ours to delete
             try:
-                kind_tool.create_cluster(name, config, run=self.run,
-                                         on_output=report.update)
+                kind_tool.create_cluster(name, config, run=self.run, on_output=report.update)
             except BaseException:
                 if not self.exists():
                     self.record_path().unlink(missing_ok=True)
