@@ -38,6 +38,7 @@ from labkit.lab import Lab, choose_backend, current_lab
 from labkit.labs import calico as checks_calico
 from labkit.labs import cilium as checks_cilium
 from labkit.labs import flannel as checks
+from labkit.labs import hubble as checks_hubble
 from labkit.labs import l7 as checks_l7
 from labkit.labs import mesh as checks_mesh
 from labkit.labs import metallb as checks_metallb
@@ -80,6 +81,7 @@ __all__ = [
     "checks",
     "checks_calico",
     "checks_cilium",
+    "checks_hubble",
     "checks_l7",
     "checks_mesh",
     "checks_metallb",
