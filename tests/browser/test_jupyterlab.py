@@ -56,7 +56,9 @@ def test_lab_runs_clean_in_jupyterlab(lab_server: RunningLab, name: str) -> None
         page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: console.append(f"page error: {e}"))
         try:
-            page.goto(lab_server.url)
+            # a workspace of its own, reset: JupyterLab would otherwise restore the notebook an
+            # earlier test left open, and its (hidden) cells would answer the locators below
+            page.goto(f"{lab_server.base}/lab/workspaces/{name}?reset&token={lab_server.token}")
             page.locator(".jp-DirListing-item", has_text=f"{name}.ipynb").dblclick(
                 timeout=60_000)
             page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
