@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Check:
+class VerificationCheck:
     name: str
     ok: bool
     detail: str = ""
@@ -39,14 +39,14 @@ class Verification(Rendered):
     """The result of ``recipe.verify``: renders as text/HTML, serialises to JSON."""
 
     cni: str
-    checks: tuple[Check, ...]
+    checks: tuple[VerificationCheck, ...]
     simulated: bool = False
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
-    def failed(self) -> list[Check]:
+    def failed(self) -> list[VerificationCheck]:
         return [c for c in self.checks if not c.ok]
 
     def raise_for_failure(self) -> None:
@@ -99,30 +99,31 @@ class Recipe:
         checks.extend(backend.dispatch(sim=self.verify_sim, kind=self.verify_kind))
         return Verification(self.name, tuple(checks), backend.simulated)
 
-    def verify_sim(self, backend: SimBackend) -> Sequence[Check]:
+    def verify_sim(self, backend: SimBackend) -> Sequence[VerificationCheck]:
         """Checks beyond :func:`node_checks` on the sim (none by default)."""
         return ()
 
-    def verify_kind(self, backend: KindBackend) -> Sequence[Check]:
+    def verify_kind(self, backend: KindBackend) -> Sequence[VerificationCheck]:
         """Checks beyond :func:`node_checks` on a real cluster (none by default)."""
         return ()
 
 
-def node_checks(backend: Backend) -> Sequence[Check]:
+def node_checks(backend: Backend) -> Sequence[VerificationCheck]:
     """Nodes Ready with a podCIDR, and every pod-network pod addressed from its node's range."""
     nodes = backend.node_rows()
     not_ready = [n.name for n in nodes if not n.ready]
-    out = [Check("nodes Ready", not not_ready and bool(nodes),
-                 f"{len(nodes) - len(not_ready)}/{len(nodes)} Ready"
-                 + (f"; NotReady: {', '.join(not_ready)}" if not_ready else ""))]
+    out = [VerificationCheck("nodes Ready", not not_ready and bool(nodes),
+                             f"{len(nodes) - len(not_ready)}/{len(nodes)} Ready"
+                             + (f"; NotReady: {', '.join(not_ready)}" if not_ready else ""))]
     no_cidr = [n.name for n in nodes if not n.pod_cidr]
-    out.append(Check("every node has a podCIDR", not no_cidr,
-                     ", ".join(f"{n.name}={n.pod_cidr}" for n in nodes) if not no_cidr
-                     else f"missing on {', '.join(no_cidr)}"))
+    out.append(VerificationCheck("every node has a podCIDR", not no_cidr,
+                                 ", ".join(f"{n.name}={n.pod_cidr}" for n in nodes) if not no_cidr
+                                 else f"missing on {', '.join(no_cidr)}"))
     ranges = {n.name: ipaddress.ip_network(n.pod_cidr) for n in nodes if n.pod_cidr}
     pods = [p for p in backend.pod_rows() if not p.host_network and p.phase == "Running"]
     wrong = [f"{p.namespace}/{p.name} {p.ip} on {p.node}" for p in pods
              if p.node not in ranges or ipaddress.ip_address(p.ip) not in ranges[p.node]]
-    out.append(Check("pods addressed from their node's range", not wrong and bool(pods),
-                     f"{len(pods)} pods checked" if not wrong else "; ".join(wrong[:5])))
+    out.append(VerificationCheck(
+        "pods addressed from their node's range", not wrong and bool(pods),
+        f"{len(pods)} pods checked" if not wrong else "; ".join(wrong[:5])))
     return out

@@ -33,7 +33,7 @@ import yaml
 
 from labkit.backends.sim.cluster import CniRecord
 from labkit.backends.sim.ipam import NodeRangeIpam
-from labkit.cni import Check, Recipe
+from labkit.cni import Recipe, VerificationCheck
 from labkit.environments import pinned
 from labkit.errors import ClusterError, ManifestError
 from labkit.tools import docker, process
@@ -229,25 +229,27 @@ class Flannel(Recipe):
         backend.wait_ready(nodes=True, namespaces=("kube-system",), timeout=300,
                            progress=progress)
 
-    def verify_kind(self, backend: KindBackend) -> Sequence[Check]:
+    def verify_kind(self, backend: KindBackend) -> Sequence[VerificationCheck]:
         pods = [p for p in backend.pod_rows(NAMESPACE) if p.name.startswith(DAEMONSET)]
         running = [p for p in pods if p.phase == "Running"]
-        out = [Check("kube-flannel-ds pods Running", bool(pods) and len(running) == len(pods),
-                     f"{len(running)}/{len(pods)} Running")]
+        out = [VerificationCheck("kube-flannel-ds pods Running",
+                                 bool(pods) and len(running) == len(pods),
+                                 f"{len(running)}/{len(pods)} Running")]
         missing = []
         for node in backend.node_rows():
             result = docker.node_exec(node.name, ["cat", SUBNET_ENV], check=False)
             if result.returncode != 0 or "FLANNEL_SUBNET=" not in result.stdout:
                 missing.append(node.name)
-        out.append(Check(f"{SUBNET_ENV} on every node", not missing,
-                         "present" if not missing else f"missing on {', '.join(missing)}"))
+        out.append(VerificationCheck(
+            f"{SUBNET_ENV} on every node", not missing,
+            "present" if not missing else f"missing on {', '.join(missing)}"))
         return out
 
-    def verify_sim(self, backend: SimBackend) -> Sequence[Check]:
+    def verify_sim(self, backend: SimBackend) -> Sequence[VerificationCheck]:
         pods = [p for p in backend.pod_rows(NAMESPACE) if p.name.startswith(DAEMONSET)]
-        return [Check("kube-flannel-ds pods Running",
-                      bool(pods) and all(p.phase == "Running" for p in pods),
-                      f"{len(pods)} Running [simulated]")]
+        return [VerificationCheck("kube-flannel-ds pods Running",
+                                  bool(pods) and all(p.phase == "Running" for p in pods),
+                                  f"{len(pods)} Running [simulated]")]
 
 
 RECIPE = Flannel()

@@ -278,7 +278,7 @@ def test_unknown_mode_and_crd_not_served():
         kube.list(calico.OPERATOR_API, "Installation")
 
 
-def test_stale_pods_ignores_host_network_calico_and_annotated_pods():
+def test_pods_predating_calico_ignores_host_network_calico_and_annotated_pods():
     pods = [
         {"metadata": {"namespace": "a", "name": "old"}, "spec": {},
          "status": {"phase": "Running"}},
@@ -292,7 +292,7 @@ def test_stale_pods_ignores_host_network_calico_and_annotated_pods():
         {"metadata": {"namespace": "a", "name": "done"}, "spec": {},
          "status": {"phase": "Succeeded"}},
     ]
-    assert [p["metadata"]["name"] for p in calico.stale_pods(pods)] == ["old"]
+    assert [p["metadata"]["name"] for p in calico.pods_predating_calico(pods)] == ["old"]
 
 
 def test_calico_ipam_blocks_tunnel_first_and_fifo_reuse():

@@ -22,8 +22,8 @@ from labkit.cni.calico.resources import (
     controller_of,
     custom_resources,
     manifest_urls,
+    pods_predating_calico,
     pool_of,
-    stale_pods,
     tigera_available,
 )
 from labkit.errors import ClusterError, UnknownKindError
@@ -177,7 +177,7 @@ class KindMigration:
             return None
 
     def restart_workloads(self) -> list[str]:
-        stale = stale_pods(self.api.list("v1", "Pod"))
+        stale = pods_predating_calico(self.api.list("v1", "Pod"))
         owned = [p for p in stale if controller_of(p)]
         bare = [p for p in stale if not controller_of(p)]
         for pod in owned:

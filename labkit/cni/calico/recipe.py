@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from labkit.cni import Check, Recipe, Verification, node_checks
+from labkit.cni import Recipe, Verification, VerificationCheck, node_checks
 from labkit.cni.calico import sim as calico_sim
 from labkit.cni.calico.kind import KindMigration
 from labkit.cni.calico.live import LiveMigration
@@ -60,8 +60,8 @@ from labkit.cni.calico.resources import (
     custom_resources,
     manifest_urls,
     migration_spec,
+    pods_predating_calico,
     pool_of,
-    stale_pods,
     tigera_available,
 )
 from labkit.cni.calico.sim import no_network
@@ -79,7 +79,7 @@ __all__ = [
     "INSTALLATION_CRD", "MODES", "OPERATOR_API", "OPERATOR_NAMESPACE", "POD_IP_ANNOTATION",
     "RECIPE", "TIGERA_COMPONENTS", "Calico", "Fetch", "KindMigration", "LiveMigration",
     "MigrationReport", "Step", "controller_of", "custom_resources", "manifest_urls",
-    "migration_spec", "pool_of", "stale_pods", "tigera_available",
+    "migration_spec", "pool_of", "pods_predating_calico", "tigera_available",
 ]
 
 
@@ -162,17 +162,17 @@ class Calico(Recipe):
         return backend.dispatch(
             sim=lambda b: sorted(no_network(b.cluster)),
             kind=lambda b: sorted(f"{p['metadata']['namespace']}/{p['metadata']['name']}"
-                                  for p in stale_pods(b.kube.list("v1", "Pod"))))
+                                  for p in pods_predating_calico(b.kube.list("v1", "Pod"))))
 
     def verify(self, backend: Backend) -> Verification:
         checks = [c for c in node_checks(backend) if c.name == "nodes Ready"]
         checks.extend(backend.dispatch(sim=self.verify_sim, kind=self.verify_kind))
         return Verification(self.name, tuple(checks), backend.simulated)
 
-    def verify_sim(self, backend: SimBackend) -> Sequence[Check]:
+    def verify_sim(self, backend: SimBackend) -> Sequence[VerificationCheck]:
         return calico_sim.verify(backend)
 
-    def verify_kind(self, backend: KindBackend) -> Sequence[Check]:
+    def verify_kind(self, backend: KindBackend) -> Sequence[VerificationCheck]:
         api = backend.kube
         out = []
         try:
@@ -181,17 +181,17 @@ class Calico(Recipe):
             ds = api.get("apps/v1", "DaemonSet", "calico-node", "kube-system") or {}
             st = ds.get("status") or {}
             want, ready = st.get("desiredNumberScheduled", 0), st.get("numberReady", 0)
-            out.append(Check("calico-node pods Ready (manifest install, no operator)",
-                             bool(want) and ready == want, f"{ready}/{want} Ready"))
+            out.append(VerificationCheck("calico-node pods Ready (manifest install, no operator)",
+                                         bool(want) and ready == want, f"{ready}/{want} Ready"))
             statuses = {}
         for comp, status in statuses.items():
             ok, msg = tigera_available(status)
-            out.append(Check(f"TigeraStatus {comp} Available", ok, msg))
-        stale = stale_pods(api.list("v1", "Pod"))
-        out.append(Check("every pod has a Calico address", not stale,
-                         "yes" if not stale else "still on Flannel addresses: " + ", ".join(
-                             f"{p['metadata']['namespace']}/{p['metadata']['name']}"
-                             for p in stale[:5])))
+            out.append(VerificationCheck(f"TigeraStatus {comp} Available", ok, msg))
+        stale = pods_predating_calico(api.list("v1", "Pod"))
+        names = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in stale[:5]]
+        out.append(VerificationCheck(
+            "every pod has a Calico address", not stale,
+            "yes" if not stale else "still on Flannel addresses: " + ", ".join(names)))
         return out
 
 

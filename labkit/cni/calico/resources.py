@@ -81,7 +81,7 @@ def tigera_available(status: dict[str, Any] | None) -> tuple[bool, str]:
     return False, str(avail.get("message") or "Progressing")
 
 
-def stale_pods(pods: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def pods_predating_calico(pods: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Running pod-network pods that Calico has not set up (they predate it)."""
     out = []
     for pod in pods:

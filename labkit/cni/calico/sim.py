@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from labkit.backends.sim.cluster import CniRecord, SimCluster
 from labkit.backends.sim.ipam import CalicoIpam
-from labkit.cni import Check
+from labkit.cni import VerificationCheck
 from labkit.cni.calico.report import MigrationReport
 from labkit.cni.calico.resources import (
     CALICO_NAMESPACE,
@@ -212,13 +212,14 @@ def _other_cni(name: str, *, live: bool = False) -> Exception:
                         hint="run lab 01 first, or recreate the cluster")
 
 
-def verify(backend: SimBackend) -> Sequence[Check]:
+def verify(backend: SimBackend) -> Sequence[VerificationCheck]:
     c = backend.cluster
     out = []
     calico_nodes = [sp for sp in c.pods.values() if sp.owner.endswith("/calico-node")]
-    out.append(Check("calico-node pods Running",
-                     bool(calico_nodes) and all(sp.phase == "Running" for sp in calico_nodes),
-                     f"{len(calico_nodes)} Running [simulated]"))
+    out.append(VerificationCheck(
+        "calico-node pods Running",
+        bool(calico_nodes) and all(sp.phase == "Running" for sp in calico_nodes),
+        f"{len(calico_nodes)} Running [simulated]"))
     ipam = c.cni.ipam if c.cni is not None else None
     pods = [sp.pod for sp in c.pods.values() if sp.phase == "Running" and not sp.pod.host_network]
     wrong = []
@@ -226,7 +227,8 @@ def verify(backend: SimBackend) -> Sequence[Check]:
         found = ipam.block_of(pod.ip) if isinstance(ipam, CalicoIpam) else None
         if found is None or found[1] != pod.node:
             wrong.append(f"{pod.key} {pod.ip} on {pod.node}")
-    out.append(Check("pods addressed from their node's Calico blocks", not wrong and bool(pods),
-                     f"{len(pods)} pods checked [simulated]" if not wrong
-                     else "not from a block of their node: " + "; ".join(wrong[:5])))
+    out.append(VerificationCheck(
+        "pods addressed from their node's Calico blocks", not wrong and bool(pods),
+        f"{len(pods)} pods checked [simulated]" if not wrong
+        else "not from a block of their node: " + "; ".join(wrong[:5])))
     return out

@@ -37,7 +37,7 @@ import yaml
 from labkit.backends.kind import probe
 from labkit.backends.sim.cluster import CniRecord
 from labkit.backends.sim.ipam import NodeRangeIpam
-from labkit.cni import Check, Recipe
+from labkit.cni import Recipe, VerificationCheck
 from labkit.cni.cilium import identity as ids
 from labkit.cni.cilium import served
 from labkit.cni.cilium.status import (
@@ -210,7 +210,7 @@ class Cilium(Recipe):
         if progress is not None:
             progress.update("cilium installed (simulated)", force=True)
 
-    def verify_sim(self, backend: SimBackend) -> Sequence[Check]:
+    def verify_sim(self, backend: SimBackend) -> Sequence[VerificationCheck]:
         return self._status_checks(self.status(backend))
 
     # -- kind --------------------------------------------------------------------------
@@ -265,7 +265,7 @@ class Cilium(Recipe):
             loaded.append(repository)
         return loaded
 
-    def verify_kind(self, backend: KindBackend) -> Sequence[Check]:
+    def verify_kind(self, backend: KindBackend) -> Sequence[VerificationCheck]:
         return self._status_checks(self.status(backend))
 
     # -- status --------------------------------------------------------------------------
@@ -278,19 +278,21 @@ class Cilium(Recipe):
         return status
 
     @staticmethod
-    def _status_checks(status: CliStatus | AgentStatus) -> list[Check]:
+    def _status_checks(status: CliStatus | AgentStatus) -> list[VerificationCheck]:
         if isinstance(status, CliStatus):
             bad = [f"{k}: {v}" for k, v in status.summary.items()
                    if v != "OK" and not v.startswith("disabled")]
             bad += [f"{w.kind} {w.name} {w.text()}" for w in status.workloads if not w.ok]
-            return [Check("cilium status OK", status.ok,
-                          "; ".join(bad) or ", ".join(f"{k}: {v}"
-                                                      for k, v in status.summary.items()))]
+            return [VerificationCheck("cilium status OK", status.ok,
+                                      "; ".join(bad) or ", ".join(
+                                          f"{k}: {v}" for k, v in status.summary.items()))]
         kpr = status.kube_proxy_replacement or ""
-        return [Check("cilium-dbg status OK", status.fields.get("Cilium", "").startswith("Ok"),
-                      status.fields.get("Cilium", "no Cilium line")),
+        agent = status.fields.get("Cilium", "")
+        return [VerificationCheck("cilium-dbg status OK", agent.startswith("Ok"),
+                                  agent or "no Cilium line"),
                 # "True" since 1.16; "Strict" meant the same full replacement before.
-                Check("KubeProxyReplacement True", kpr in ("True", "Strict"), kpr or "absent")]
+                VerificationCheck("KubeProxyReplacement True", kpr in ("True", "Strict"),
+                                  kpr or "absent")]
 
     # -- policyEnforcementMode -----------------------------------------------------------
     def set_policy_enforcement(self, target: Any, mode: str) -> str:
