@@ -23,6 +23,7 @@ from labkit.labs.common import (
     fail,
     judge_policy,
     not_attempted,
+    require_cni,
 )
 from labkit.labs.exercise import exercise as exercise_check
 from labkit.labs.exercise import summary as exercise_summary
@@ -151,9 +152,7 @@ def exercise_db_no_egress(lab: Lab, manifest: Any) -> CheckResult:
 def calico_goal(lab: Lab) -> CheckResult:
     """Lab 02 reached its goal: Calico runs, every pod moved, policies mean what they do."""
     name = "lab 02 (Calico)"
-    if lab.cni != "calico":
-        raise fail(name, f"the installed CNI is {lab.cni or 'none'}, not calico",
-                    "run the migration cell (calico.RECIPE.migrate(lab))")
+    require_cni(lab, name, "calico", "run the migration cell (calico.RECIPE.migrate(lab))")
     verification = lab.verify_cni()
     if not verification.ok:
         raise fail(name, verification.to_text(), "lab.status() shows nodes and pods")

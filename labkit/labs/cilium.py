@@ -28,6 +28,7 @@ from labkit.labs.common import (
     not_attempted,
     reference,
     remove_policies,
+    require_cni,
 )
 from labkit.labs.exercise import remove_attempts, summary
 
@@ -177,9 +178,7 @@ def exercise_cnp_frontend_to_api(lab: Lab, manifest: Any) -> CheckResult:
 def cilium_goal(lab: Lab) -> CheckResult:
     """Lab 04 reached its goal: Cilium runs without kube-proxy, and policies are enforced."""
     name = "lab 04 (Cilium)"
-    if lab.cni != "cilium":
-        raise fail(name, f"the installed CNI is {lab.cni or 'none'}, not cilium",
-                   "run the notebook from the top: lab.install_cni('cilium')")
+    require_cni(lab, name, "cilium", "run the notebook from the top: lab.install_cni('cilium')")
     verification = lab.verify_cni()
     if not verification.ok:
         raise fail(name, verification.to_text(), "lab.status() shows nodes and pods")

@@ -69,6 +69,12 @@ def fail(name: str, message: str, hint: str) -> CheckFailed:
     return CheckFailed(f"{name}: {message}", hint=hint)
 
 
+def require_cni(lab: Lab, name: str, cni: str, hint: str) -> None:
+    """The closing check ``name`` runs only on the CNI its lab installs."""
+    if lab.cni != cni:
+        raise fail(name, f"the installed CNI is {lab.cni or 'none'}, not {cni}", hint)
+
+
 def not_attempted(name: str, todo: str) -> CheckResult:
     """An exercise's check before the learner has written anything: what to write, where."""
     return CheckResult(name, None, f"{todo} and run this cell again (or set SOLVE_EXERCISES = "

@@ -23,6 +23,7 @@ from labkit.labs.common import (
     not_attempted,
     reference,
     remove_policies,
+    require_cni,
 )
 from labkit.labs.exercise import exercise as exercise_check
 from labkit.labs.exercise import summary as exercise_summary
@@ -133,9 +134,8 @@ def exercise_api_from_frontend_only(lab: Lab, manifest: Any) -> CheckResult:
 def flannel_goal(lab: Lab) -> CheckResult:
     """Lab 01 reached its goal: Flannel runs, pods are addressed per node, policies are ignored."""
     name = "lab 01 (Flannel)"
-    if lab.cni != "flannel":
-        raise fail(name, f"the installed CNI is {lab.cni or 'none'}, not flannel",
-                    "run the notebook from the top: lab.install_cni('flannel')")
+    require_cni(lab, name, "flannel",
+                "run the notebook from the top: lab.install_cni('flannel')")
     ready = nodes_ready(lab)
     addresses = pods_in_node_ranges(lab)
     for app in SHOP_APPS:

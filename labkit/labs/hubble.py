@@ -18,7 +18,7 @@ from labkit.hubble.log import FlowLog, time_key
 from labkit.hubble.suggest import Suggestion, suggest
 from labkit.hubble.writers import compact_line
 from labkit.labs.cilium import clean_slate, ensure_cilium
-from labkit.labs.common import SHOP_PORT, CheckResult, fail, not_attempted
+from labkit.labs.common import SHOP_PORT, CheckResult, fail, not_attempted, require_cni
 from labkit.labs.l7 import L7_POLICIES, dns_aware_egress, http_matrix
 
 if TYPE_CHECKING:
@@ -222,9 +222,7 @@ def hubble_goal(lab: Lab) -> CheckResult:
     """Lab 07 reached its goal: Hubble shows lab 05's drops, 403s and DNS lookups, and the
     policies suggested from them keep exactly the observed traffic."""
     name = "lab 07 (Hubble)"
-    if lab.cni != "cilium":
-        raise fail(name, f"the installed CNI is {lab.cni or 'none'}, not cilium",
-                   "run lab 04 first (stage cilium)")
+    require_cni(lab, name, "cilium", "run lab 04 first (stage cilium)")
     log = make_traffic(lab)
     found = find_drops_403s_dns(lab, log)
     proved = prove_suggestion(lab, log, suggest_from_flows(log))

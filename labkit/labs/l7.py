@@ -25,6 +25,7 @@ from labkit.labs.common import (
     judge_policy,
     not_attempted,
     reference,
+    require_cni,
 )
 from labkit.labs.exercise import summary
 from labkit.matrix import Cell, HttpMatrix, request_label
@@ -226,9 +227,7 @@ def exercise_products_read_only(lab: Lab, manifest: Any) -> CheckResult:
 def http_goal(lab: Lab) -> CheckResult:
     """Lab 05 reached its goal: the L7 policy's matrix is allowed / 403 / dropped as designed."""
     name = "lab 05 (L7 policies)"
-    if lab.cni != "cilium":
-        raise fail(name, f"the installed CNI is {lab.cni or 'none'}, not cilium",
-                   "run lab 04 first (stage cilium)")
+    require_cni(lab, name, "cilium", "run lab 04 first (stage cilium)")
     clean_slate(lab)
     lab.apply(L7_POLICIES)
     result = l7_outcomes(lab, http_matrix(lab, "lab 05 closing check"))

@@ -15,7 +15,7 @@ from labkit.display import Table
 from labkit.environments import pinned
 from labkit.gateway import Request
 from labkit.labs.cilium import ensure_cilium
-from labkit.labs.common import CheckResult, fail
+from labkit.labs.common import CheckResult, fail, require_cni
 from labkit.labs.metallb import installed as metallb_installed
 
 if TYPE_CHECKING:
@@ -160,8 +160,7 @@ def mesh_goal(lab: Lab, n: int = 200) -> CheckResult:
     """Lab 08 reached its goal: the Gateway has an address, /checkout splits 80/20 north-south
     and east-west within the binomial tolerance, and the canary header pins v2."""
     name = "lab 08 (service mesh)"
-    if lab.cni != "cilium":
-        raise fail(name, f"the CNI is {lab.cni or 'none'}", "run lab 04 first (stage cilium)")
+    require_cni(lab, name, "cilium", "run lab 04 first (stage cilium)")
     ready = gateway_ready(lab)
     ns = split_consistent(lab, gateway_api.send(lab, NORTH_SOUTH, n))
     ew = split_consistent(lab, gateway_api.send(lab, EAST_WEST, n, seed=9))

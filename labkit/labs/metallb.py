@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.addons import metallb
 from labkit.labs import exercise
-from labkit.labs.common import CheckResult, fail, not_attempted
+from labkit.labs.common import CheckResult, fail, not_attempted, require_cni
 from labkit.labs.exercise import exercise as exercise_check
 from labkit.labs.exercise import summary as exercise_summary
 from labkit.model import Service, endpoints_of
@@ -160,8 +160,7 @@ def exercise_api_lb(lab: Lab, manifest: Any) -> CheckResult:
 def metallb_goal(lab: Lab) -> CheckResult:
     """Lab 03 reached its goal: the frontend has a pool address that answers from outside."""
     name = "lab 03 (MetalLB)"
-    if lab.cni != "calico":
-        raise fail(name, f"the CNI is {lab.cni or 'none'}", "run lab 02 first")
+    require_cni(lab, name, "calico", "run lab 02 first")
     if not installed(lab):
         raise fail(name, "MetalLB is not installed", "run metallb.install(lab)")
     assigned = external_ip_assigned(lab)
